@@ -1,0 +1,1 @@
+"""Software-defined assets and the pure functions they call, by domain."""

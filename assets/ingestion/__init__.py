@@ -1,0 +1,1 @@
+"""Ingestion domain: load, clean, screen, chunk, embed and index documents."""

@@ -1,0 +1,294 @@
+"""The work of each ingestion stage, given its resources: testable without Dagster.
+
+Each stage streams the previous stage's batches and writes its own; a document that is
+rejected becomes a ledger row (with the index contents it had before left as they were)
+and a line in the stage's report, never an exception that stops the run.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from assets.ingestion.changes import classify, deleted_sources
+from assets.ingestion.chunking import chunk_document, make_splitter
+from assets.ingestion.documents import (
+    CLEANING_VERSION,
+    DocumentRejected,
+    ParsedDocument,
+    doc_id_of,
+    failure_reason,
+    index_version,
+    point_id,
+)
+from assets.ingestion.parsing import parse_document
+from assets.screening.pii import redact_pii, redacted_preview
+from assets.screening.poisoning import SCREENING_VERSION
+from assets.screening.screen import screen_document
+from resources.ledger import LedgerRow
+from resources.staging import BatchWriter, Manifest
+from resources.vector_stores import Point
+
+
+def current_index_version(embedder, settings) -> str:
+    return index_version(
+        {
+            "embedder": embedder.identity(),
+            "chunk_size_tokens": settings.chunk_size_tokens,
+            "chunk_overlap_tokens": settings.chunk_overlap_tokens,
+            "cleaning": CLEANING_VERSION,
+            "screening": SCREENING_VERSION,
+            "poisoning_threshold": settings.poisoning_threshold,
+        }
+    )
+
+
+def collection_name(base: str, version: str) -> str:
+    return f"{base}__{version}"
+
+
+@dataclass
+class StageReport:
+    """What a stage did, for the ledger and the asset's metadata."""
+
+    counts: Counter = field(default_factory=Counter)
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    preview: str = ""
+
+    def reject(self, record: dict[str, Any], error: DocumentRejected) -> LedgerRow:
+        self.counts[error.status] += 1
+        reason = redact_pii(error.reason)[0]
+        self.rejected.append({"source": record["source"], "status": error.status, "reason": reason})
+        return LedgerRow(
+            source=record["source"],
+            status=error.status,
+            doc_id=record.get("doc_id"),
+            version=record.get("version"),
+            reason=reason,
+            indexed_doc_id=record.get("indexed_doc_id"),
+            chunk_count=record.get("chunk_count", 0),
+        )
+
+
+def _guarded(record: dict[str, Any], work: Callable[[], Any]) -> Any:
+    """Run one document's work; any unexpected error becomes a ``failed`` rejection."""
+    try:
+        return work()
+    except DocumentRejected:
+        raise
+    except Exception as error:  # noqa: BLE001 - one bad document must not stop the run
+        raise DocumentRejected("failed", failure_reason(error)) from error
+
+
+def scan_source(source, rows: dict[str, LedgerRow], max_bytes: int, writer: BatchWriter,
+                allow_empty_source: bool) -> tuple[StageReport, list[str], list[LedgerRow]]:
+    """Hash every listed document, classify it, and stage the bytes of those to process.
+
+    Returns the report, the deleted sources and the ledger rows of rejected documents.
+    """
+    report, rejections, listed = StageReport(), [], set()
+    doc_id_seen: Counter = Counter()
+    for item in source.list_items():
+        listed.add(item.uri)
+        row = rows.get(item.uri)
+        record = {
+            "source": item.uri,
+            "version": item.version,
+            "indexed_doc_id": row.indexed_doc_id if row else None,
+            "chunk_count": row.chunk_count if row else 0,
+        }
+        try:
+            if item.size > max_bytes:
+                record["doc_id"] = _guarded(record, lambda: source.sha256(item.uri))
+            else:
+                data = _guarded(record, lambda: source.read_bytes(item.uri))
+                record["doc_id"] = doc_id_of(data)
+            change = classify(record["doc_id"], row)
+            report.counts[change] += 1
+            if change == "unchanged":
+                continue
+            doc_id_seen[record["doc_id"]] += 1
+            if item.size > max_bytes:
+                raise DocumentRejected(
+                    "quarantined",
+                    f"file is {item.size:,} bytes, above max_document_bytes={max_bytes:,}; "
+                    "split the file or raise RAGPIPE_MAX_DOCUMENT_BYTES",
+                )
+            writer.write({**record, "change": change, "content_b64": base64.b64encode(data).decode()})
+        except DocumentRejected as error:
+            rejections.append(report.reject(record, error))
+    writer.flush()
+    deleted = deleted_sources(listed, rows)
+    if not listed and deleted and not allow_empty_source:
+        raise RuntimeError(
+            f"the source lists no documents but the ledger holds {len(deleted)}; refusing to delete "
+            "them all (an unmounted or misconfigured source?). Set RAGPIPE_ALLOW_EMPTY_SOURCE=1 "
+            "to empty the index deliberately."
+        )
+    report.counts["deleted"] = len(deleted)
+    writer.manifest.extra["duplicate_doc_ids"] = sorted(d for d, n in doc_id_seen.items() if n > 1)
+    return report, deleted, rejections
+
+
+def _map_documents(records: Iterator[list[dict[str, Any]]], writer: BatchWriter,
+                   work: Callable[[dict[str, Any]], list[dict[str, Any]]]) -> tuple[StageReport, list[LedgerRow]]:
+    """Apply ``work`` to every staged record; write what it returns, record what it rejects.
+    The report's preview is the redacted text of the first document that passed."""
+    report, rejections = StageReport(), []
+    for batch in records:
+        for record in batch:
+            try:
+                outputs = _guarded(record, lambda: work(record))
+            except DocumentRejected as error:
+                rejections.append(report.reject(record, error))
+                continue
+            report.counts["passed"] += 1
+            if not report.preview and outputs:
+                report.preview = redacted_preview(_text_of(outputs[0]))
+            for output in outputs:
+                writer.write(output)
+    writer.flush()
+    return report, rejections
+
+
+def _text_of(output: dict[str, Any]) -> str:
+    if "document" in output:
+        return ParsedDocument.from_dict(output["document"]).text
+    return output["payload"]["text"]
+
+
+def _carry(record: dict[str, Any]) -> dict[str, Any]:
+    """The per-document fields every stage passes on for the ledger."""
+    keys = ("source", "doc_id", "version", "change", "indexed_doc_id", "chunk_count")
+    return {key: record[key] for key in keys}
+
+
+def clean_stage(records, writer: BatchWriter) -> tuple[StageReport, list[LedgerRow]]:
+    def parse(record):
+        document = parse_document(record["source"], base64.b64decode(record["content_b64"]))
+        return [{**_carry(record), "document": document.to_dict()}]
+
+    return _map_documents(records, writer, parse)
+
+
+def screen_stage(records, writer: BatchWriter, threshold: float) -> tuple[StageReport, list[LedgerRow]]:
+    pii_totals: Counter = Counter()
+
+    def screen(record):
+        document, pii = screen_document(ParsedDocument.from_dict(record["document"]), threshold)
+        pii_totals.update(pii)
+        return [{**_carry(record), "document": document.to_dict(), "pii_entities": pii}]
+
+    report, rejections = _map_documents(records, writer, screen)
+    report.counts.update({f"pii_{entity}": n for entity, n in pii_totals.items()})
+    return report, rejections
+
+
+def chunk_stage(records, writer: BatchWriter, settings, count_tokens, version: str) -> tuple[StageReport, list[LedgerRow]]:
+    splitter = make_splitter(settings.chunk_size_tokens, settings.chunk_overlap_tokens, count_tokens)
+    tokens = Counter()
+
+    def chunk(record):
+        document = ParsedDocument.from_dict(record["document"])
+        payloads = chunk_document(
+            document,
+            source=record["source"],
+            doc_id=record["doc_id"],
+            index_version=version,
+            pii_entities=record["pii_entities"],
+            splitter=splitter,
+            count_tokens=count_tokens,
+        )
+        tokens["chunks"] += len(payloads)
+        tokens["tokens"] += sum(p["token_count"] for p in payloads)
+        return [{"point_id": p.pop("point_id"), "doc": _carry(record), "payload": p} for p in payloads]
+
+    report, rejections = _map_documents(records, writer, chunk)
+    report.counts.update(tokens)
+    return report, rejections
+
+
+def embed_stage(batches, writer: BatchWriter, embedder, vector_store, ledger, collection: str,
+                version: str, duplicate_doc_ids: set[str]) -> StageReport:
+    """Embed each chunk once: reuse vectors already stored for the same content (a rerun
+    after a crash, or the same document at another source), embed the rest."""
+    report = StageReport()
+    in_run: dict[tuple[str, int], list[float]] = {}
+    for batch in batches:
+        holders = ledger.holders(version, {c["payload"]["doc_id"] for c in batch})
+        stored = _stored_vectors(batch, vector_store, collection, holders)
+        keys = [(c["payload"]["doc_id"], c["payload"]["chunk_id"]) for c in batch]
+        known = {key: stored[c["point_id"]] for key, c in zip(keys, batch) if c["point_id"] in stored}
+        known.update({key: in_run[key] for key in keys if key in in_run})
+        missing = {key: c["payload"] for key, c in zip(keys, batch) if key not in known}
+        if missing:
+            vectors = embedder.embed([payload["text"] for payload in missing.values()])
+            known.update(zip(missing, vectors, strict=True))
+        for key, chunk in zip(keys, batch):
+            chunk["vector"] = known[key]
+            if key[0] in duplicate_doc_ids:
+                in_run[key] = known[key]
+            writer.write(chunk)
+        report.counts["embedded"] += len(missing)
+        report.counts["reused"] += len(batch) - len(missing)
+        report.counts["embedded_tokens"] += sum(payload["token_count"] for payload in missing.values())
+    writer.flush()
+    return report
+
+
+def _stored_vectors(batch, vector_store, collection: str, holders: dict[str, tuple[str, int]]) -> dict[str, list[float]]:
+    """Vectors already in the index for these chunks, keyed by the chunk's own point id."""
+    wanted: dict[str, str] = {}
+    for chunk in batch:
+        payload = chunk["payload"]
+        wanted[chunk["point_id"]] = chunk["point_id"]
+        holder = holders.get(payload["doc_id"])
+        if holder and payload["chunk_total"] == holder[1]:
+            wanted[point_id(holder[0], payload["doc_id"], payload["chunk_id"])] = chunk["point_id"]
+    found = vector_store.vectors(collection, list(wanted))
+    return {wanted[stored_id]: vector for stored_id, vector in found.items()}
+
+
+def index_stage(batches, vector_store, ledger, collection: str, version: str, dimension: int,
+                deleted: list[str], run_id: str) -> StageReport:
+    """Upsert new points; once a document's points are all in, remove its stale points and
+    record it. Deleted sources lose their points last. Every step is idempotent, and the
+    ledger only moves after the index, so a run killed anywhere converges on the next."""
+    report = StageReport()
+    vector_store.ensure_collection(collection, dimension)
+    upserted_per_doc: Counter = Counter()
+    for batch in batches:
+        vector_store.upsert(
+            collection, [Point(id=c["point_id"], vector=c["vector"], payload=c["payload"]) for c in batch]
+        )
+        report.counts["upserted"] += len(batch)
+        completed = []
+        for chunk in batch:
+            doc, payload = chunk["doc"], chunk["payload"]
+            upserted_per_doc[doc["source"]] += 1
+            if upserted_per_doc[doc["source"]] == payload["chunk_total"]:
+                completed.append((doc, payload["chunk_total"]))
+        for doc, total in completed:
+            if doc["change"] != "new":  # old content's points, and orphans of a killed run
+                vector_store.delete_source(collection, doc["source"], keep_doc_id=doc["doc_id"])
+                if doc["indexed_doc_id"] != doc["doc_id"]:
+                    report.counts["replaced_points"] += doc["chunk_count"]
+            report.counts["indexed"] += 1
+        ledger.record(
+            version,
+            [
+                LedgerRow(source=doc["source"], status="indexed", doc_id=doc["doc_id"], version=doc["version"],
+                          indexed_doc_id=doc["doc_id"], chunk_count=total, run_id=run_id)
+                for doc, total in completed
+            ],
+        )
+    rows = ledger.rows(version)
+    for source in deleted:
+        vector_store.delete_source(collection, source)
+        report.counts["deleted_points"] += rows[source].chunk_count if source in rows else 0
+    ledger.record(version, [replace(rows[s], status="deleted", reason="source no longer listed",
+                                    indexed_doc_id=None, chunk_count=0, run_id=run_id) for s in deleted if s in rows])
+    return report

@@ -1,0 +1,1 @@
+"""Screening: PII redaction and poisoning (indirect prompt injection) detection."""

@@ -1,0 +1,179 @@
+"""``ragpipe``: drive the Dagster assets from a shell (the same job the UI runs)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pipelines.instance import ensure_dagster_home
+from pipelines.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        data_dir=args.data_dir,
+        source_dir=getattr(args, "source", None),
+        chunk_size_tokens=getattr(args, "chunk_size", None),
+    )
+
+
+def _metadata_values(metadata: dict[str, Any]) -> dict[str, Any]:
+    return {key: getattr(value, "value", value) for key, value in metadata.items()}
+
+
+def summarize(result, wall_seconds: float) -> dict[str, Any]:
+    """The run's summary, read from the assets' materialization metadata and check results."""
+    stages: dict[str, dict[str, Any]] = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        stages[materialization.asset_key.to_user_string()] = _metadata_values(materialization.metadata)
+    raw, chunks = stages.get("raw_documents", {}), stages.get("chunks", {})
+    embeddings, index = stages.get("embeddings", {}), stages.get("vector_index", {})
+    rejected = {
+        status: index.get(status, sum(s.get(status, 0) for s in stages.values()))
+        for status in ("quarantined", "failed")
+    }
+    errors = [
+        event.step_failure_data.error.message.strip()
+        for event in result.all_events
+        if event.is_step_failure and event.step_failure_data.error
+    ]
+    errors += [
+        f"check {e.check_name} failed: {e.description or ''}".strip()
+        for e in (ev.event_specific_data for ev in result.all_events if ev.event_type_value == "ASSET_CHECK_EVALUATION")
+        if not e.passed and e.severity.value == "ERROR"
+    ]
+    return {
+        "run_id": result.run_id,
+        "success": result.success,
+        "documents": {
+            **{c: raw.get(c, 0) for c in ("new", "changed", "unchanged", "retry", "deleted")},
+            **rejected,
+        },
+        "chunks": chunks.get("chunks", 0),
+        "tokens": chunks.get("tokens", 0),
+        "embedded": embeddings.get("embedded", 0),
+        "reused_vectors": embeddings.get("reused", 0),
+        "upserted": index.get("upserted", 0),
+        "deleted_points": index.get("deleted_points", 0) + index.get("replaced_points", 0),
+        "index_version": raw.get("index_version"),
+        "collection": raw.get("collection"),
+        "points": index.get("points"),
+        "stage_seconds": {name: meta.get("duration_s") for name, meta in stages.items()},
+        "wall_seconds": round(wall_seconds, 2),
+        "errors": errors,
+    }
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    docs = summary["documents"]
+    print(f"run {summary['run_id']}: {'succeeded' if summary['success'] else 'FAILED'} "
+          f"in {summary['wall_seconds']} s")
+    print("documents: " + ", ".join(f"{name} {count}" for name, count in docs.items()))
+    print(f"chunks {summary['chunks']} ({summary['tokens']} tokens), embedded {summary['embedded']}, "
+          f"reused {summary['reused_vectors']}, upserted {summary['upserted']}, "
+          f"deleted points {summary['deleted_points']}")
+    print(f"collection {summary['collection']} (index version {summary['index_version']}): "
+          f"{summary['points']} points")
+    for error in summary["errors"]:
+        print(f"error: {error}", file=sys.stderr)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from pipelines.definitions import INGEST_JOB, build_definitions
+
+    settings = _settings(args)
+    definitions = build_definitions(settings)
+    resources = definitions.resources
+    embedder = resources["embedder"]
+    try:  # fail fast, before any work, on settings the embedder cannot honour
+        resources["ingestion_settings"].validate_against(embedder.max_input_tokens(), embedder.model_name)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    ensure_dagster_home(settings.dagster_home)
+    started = time.monotonic()
+    with DagsterInstance.get() as instance:
+        result = definitions.resolve_job_def(INGEST_JOB).execute_in_process(
+            instance=instance, raise_on_error=False
+        )
+    summary = summarize(result, time.monotonic() - started)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary)
+        print(f"open the UI: ragpipe ui --data-dir {settings.data_dir}  (then http://127.0.0.1:3000)")
+    return 0 if summary["success"] else 1
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    from pipelines.definitions import build_resources
+
+    resources = build_resources(settings)
+    store = resources["vector_store"]
+    try:
+        return {"ledger": resources["ledger"].status_counts(), "collections": store.collections()}
+    finally:
+        store.close()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    report = status(_settings(args))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for version, counts in report["ledger"].items():
+        print(f"index version {version}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    for name, count in report["collections"].items():
+        print(f"collection {name}: {count} points")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Start ``dagster dev`` on this data directory's instance (SQLite, telemetry off)."""
+    settings = _settings(args)
+    ensure_dagster_home(settings.dagster_home)
+    os.environ["RAGPIPE_DATA_DIR"] = str(settings.data_path)
+    # dagster dev started from a non-interactive shell inherits ignored SIGINT/SIGTERM.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    repo_root = Path(__file__).resolve().parent.parent
+    os.chdir(repo_root)
+    dagster = Path(sys.executable).with_name("dagster")
+    os.execv(dagster, [str(dagster), "dev", "-h", args.host, "-p", str(args.port)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ragpipe", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="bring the index up to date with the source")
+    ingest.add_argument("--source", type=Path, help="folder of documents (default: the sample corpus)")
+    ingest.add_argument("--chunk-size", type=int, help="chunk size in embedder tokens")
+    ingest.set_defaults(handler=cmd_ingest)
+
+    status_parser = commands.add_parser("status", help="ledger counts and collection sizes")
+    status_parser.set_defaults(handler=cmd_status)
+
+    ui = commands.add_parser("ui", help="open the Dagster UI on this data directory")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(handler=cmd_ui)
+
+    for sub in (ingest, status_parser, ui):
+        sub.add_argument("--data-dir", type=Path, help="where state lives (default: .rag_data)")
+        sub.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""Dagster resources: the only code that talks to external systems."""
+
+from resources import offline as _offline  # noqa: F401  (must run before library imports)
+from resources.embedders import Embedder, SentenceTransformerEmbedder
+from resources.ledger import Ledger, LedgerRow
+from resources.settings import IngestionSettings
+from resources.sources import DocumentSource, LocalFolderSource, SourceItem
+from resources.staging import LocalStaging, Manifest
+from resources.vector_stores import QdrantVectorStore, VectorStore
+
+__all__ = [
+    "DocumentSource",
+    "Embedder",
+    "IngestionSettings",
+    "Ledger",
+    "LedgerRow",
+    "LocalFolderSource",
+    "LocalStaging",
+    "Manifest",
+    "QdrantVectorStore",
+    "SentenceTransformerEmbedder",
+    "SourceItem",
+    "VectorStore",
+]

@@ -1,0 +1,151 @@
+"""The ledger (record manager): what each source holds in each index version.
+
+One row per (index_version, source). ``doc_id`` and ``status`` describe the latest content
+seen; ``indexed_doc_id`` and ``chunk_count`` describe what the index holds for the source,
+which may be an older, good version when the latest one was quarantined or failed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from dagster import ConfigurableResource
+from pydantic import PrivateAttr
+
+STATUSES = ("indexed", "quarantined", "failed", "deleted")
+
+_metadata = sa.MetaData()
+documents = sa.Table(
+    "documents",
+    _metadata,
+    sa.Column("index_version", sa.String(64), primary_key=True),
+    sa.Column("source", sa.String(2048), primary_key=True),
+    sa.Column("doc_id", sa.String(64), nullable=True),
+    sa.Column("version", sa.String(256), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("indexed_doc_id", sa.String(64), nullable=True),
+    sa.Column("chunk_count", sa.Integer, nullable=False, default=0),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass
+class LedgerRow:
+    source: str
+    status: str
+    doc_id: str | None = None
+    version: str | None = None
+    reason: str | None = None
+    indexed_doc_id: str | None = None
+    chunk_count: int = 0
+    run_id: str | None = None
+    updated_at: datetime | None = field(default=None, compare=False)
+
+
+class Ledger(ConfigurableResource):
+    """SQLAlchemy-backed ledger: a SQLite file by default, a Postgres URL in production."""
+
+    url: str
+    _engine: sa.Engine | None = PrivateAttr(default=None)
+
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            if self.url.startswith("sqlite:///"):
+                Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            self._engine = sa.create_engine(self.url, future=True)
+            _metadata.create_all(self._engine)
+        return self._engine
+
+    def rows(self, index_version: str) -> dict[str, LedgerRow]:
+        query = sa.select(documents).where(documents.c.index_version == index_version)
+        with self.engine().connect() as connection:
+            return {
+                row.source: LedgerRow(
+                    source=row.source,
+                    status=row.status,
+                    doc_id=row.doc_id,
+                    version=row.version,
+                    reason=row.reason,
+                    indexed_doc_id=row.indexed_doc_id,
+                    chunk_count=row.chunk_count,
+                    run_id=row.run_id,
+                    updated_at=row.updated_at,
+                )
+                for row in connection.execute(query)
+            }
+
+    def record(self, index_version: str, rows: list[LedgerRow]) -> None:
+        """Insert or update rows in one transaction (idempotent for the same input)."""
+        if not rows:
+            return
+        now = datetime.now(UTC)
+        engine = self.engine()
+        if engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        values = [
+            {
+                "index_version": index_version,
+                "source": row.source,
+                "doc_id": row.doc_id,
+                "version": row.version,
+                "status": row.status,
+                "reason": row.reason,
+                "indexed_doc_id": row.indexed_doc_id,
+                "chunk_count": row.chunk_count,
+                "run_id": row.run_id,
+                "first_seen_at": now,
+                "updated_at": now,
+            }
+            for row in rows
+        ]
+        statement = insert(documents)
+        updated = {
+            name: statement.excluded[name]
+            for name in ("doc_id", "version", "status", "reason", "indexed_doc_id",
+                         "chunk_count", "run_id", "updated_at")
+        }
+        statement = statement.on_conflict_do_update(
+            index_elements=["index_version", "source"], set_=updated
+        )
+        with engine.begin() as connection:
+            connection.execute(statement, values)
+
+    def status_counts(self) -> dict[str, dict[str, int]]:
+        """Rows per status, per index version."""
+        query = sa.select(documents.c.index_version, documents.c.status, sa.func.count()).group_by(
+            documents.c.index_version, documents.c.status
+        )
+        counts: dict[str, dict[str, int]] = {}
+        with self.engine().connect() as connection:
+            for index_version, status, count in connection.execute(query):
+                counts.setdefault(index_version, {})[status] = count
+        return counts
+
+    def run_counts(self, index_version: str, run_id: str) -> Counter:
+        """Rows per status that a given run wrote."""
+        query = (
+            sa.select(documents.c.status, sa.func.count())
+            .where(documents.c.index_version == index_version, documents.c.run_id == run_id)
+            .group_by(documents.c.status)
+        )
+        with self.engine().connect() as connection:
+            return Counter(dict(connection.execute(query).all()))
+
+    def holders(self, index_version: str, doc_ids: set[str]) -> dict[str, tuple[str, int]]:
+        """For each content hash already indexed somewhere: one (source, chunk_count)."""
+        if not doc_ids:
+            return {}
+        query = sa.select(documents.c.indexed_doc_id, documents.c.source, documents.c.chunk_count).where(
+            documents.c.index_version == index_version, documents.c.indexed_doc_id.in_(sorted(doc_ids))
+        )
+        with self.engine().connect() as connection:
+            return {doc_id: (source, count) for doc_id, source, count in connection.execute(query)}

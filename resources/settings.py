@@ -1,0 +1,37 @@
+"""Pipeline settings shared by every ingestion stage (no I/O: configuration only)."""
+
+from __future__ import annotations
+
+from dagster import ConfigurableResource
+
+
+class IngestionSettings(ConfigurableResource):
+    """Knobs that shape the index; those that change vectors feed the index version."""
+
+    collection: str = "knowledge"
+    chunk_size_tokens: int = 200
+    chunk_overlap_tokens: int = 30
+    max_document_bytes: int = 50 * 1024 * 1024
+    failure_budget: float = 0.05
+    poisoning_threshold: float = 0.8
+    allow_empty_source: bool = False
+
+    def validate_against(self, max_input_tokens: int, model_name: str) -> None:
+        """Reject settings the embedder cannot honour, before any work starts."""
+        if self.chunk_size_tokens > max_input_tokens:
+            raise ValueError(
+                f"chunk_size_tokens={self.chunk_size_tokens} exceeds the embedder's limit of "
+                f"{max_input_tokens} tokens ({model_name} max_seq_length minus 2 special tokens); "
+                "longer chunks would be silently truncated when embedded. Set "
+                f"RAGPIPE_CHUNK_SIZE (or --chunk-size) to at most {max_input_tokens}, "
+                "or use an embedder with a longer max_seq_length."
+            )
+        if self.chunk_size_tokens < 16:
+            raise ValueError(f"chunk_size_tokens={self.chunk_size_tokens} is too small; use at least 16")
+        if not 0 <= self.chunk_overlap_tokens < self.chunk_size_tokens:
+            raise ValueError(
+                f"chunk_overlap_tokens={self.chunk_overlap_tokens} must be at least 0 and below "
+                f"chunk_size_tokens={self.chunk_size_tokens}"
+            )
+        if not 0 <= self.failure_budget <= 1:
+            raise ValueError(f"failure_budget={self.failure_budget} must be a fraction between 0 and 1")

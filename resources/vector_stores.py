@@ -1,0 +1,143 @@
+"""Vector stores: collections of points keyed by deterministic ids, plus aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import PrivateAttr
+
+
+@dataclass(frozen=True)
+class Point:
+    id: str
+    vector: list[float]
+    payload: dict[str, Any]
+
+
+class VectorStore(Protocol):
+    def ensure_collection(self, name: str, dimension: int) -> None: ...
+
+    def collection_exists(self, name: str) -> bool: ...
+
+    def upsert(self, name: str, points: list[Point]) -> None: ...
+
+    def delete_source(self, name: str, source: str, keep_doc_id: str | None = None) -> None: ...
+
+    def vectors(self, name: str, ids: list[str]) -> dict[str, list[float]]: ...
+
+    def point_ids(self, name: str) -> set[str]: ...
+
+    def count(self, name: str) -> int: ...
+
+    def collections(self) -> dict[str, int]: ...
+
+
+class QdrantVectorStore(ConfigurableResource):
+    """Qdrant, in local mode on disk (``path``) by default or a server (``url``).
+
+    Local mode takes a file lock on its folder: one process at a time may open it.
+    """
+
+    path: str = ""
+    url: str = ""
+    api_key: str | None = None
+    _client: Any = PrivateAttr(default=None)
+
+    def client(self):
+        if self._client is None:
+            from qdrant_client import QdrantClient
+
+            if self.url:
+                self._client = QdrantClient(url=self.url, api_key=self.api_key)
+            else:
+                Path(self.path).mkdir(parents=True, exist_ok=True)
+                try:
+                    self._client = QdrantClient(path=self.path)
+                except RuntimeError as error:
+                    raise RuntimeError(
+                        f"Qdrant local storage {self.path} is open in another process "
+                        "(a running ingest or `dagster dev` step); wait for it to finish"
+                    ) from error
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        self.close()
+
+    def collection_exists(self, name: str) -> bool:
+        return self.client().collection_exists(name)
+
+    def ensure_collection(self, name: str, dimension: int) -> None:
+        from qdrant_client import models
+
+        client = self.client()
+        if client.collection_exists(name):
+            return
+        client.create_collection(
+            name, vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE)
+        )
+        for field in ("doc_id", "source"):
+            client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
+
+    def upsert(self, name: str, points: list[Point]) -> None:
+        from qdrant_client import models
+
+        self.client().upsert(
+            name,
+            points=[models.PointStruct(id=p.id, vector=p.vector, payload=p.payload) for p in points],
+            wait=True,
+        )
+
+    def delete_source(self, name: str, source: str, keep_doc_id: str | None = None) -> None:
+        """Remove a source's points, except those of ``keep_doc_id`` (its current content)."""
+        from qdrant_client import models
+
+        must_not = []
+        if keep_doc_id is not None:
+            must_not.append(models.FieldCondition(key="doc_id", match=models.MatchValue(value=keep_doc_id)))
+        selector = models.Filter(
+            must=[models.FieldCondition(key="source", match=models.MatchValue(value=source))],
+            must_not=must_not,
+        )
+        self.client().delete(name, points_selector=models.FilterSelector(filter=selector), wait=True)
+
+    def _scroll(self, name: str) -> Iterator[Any]:
+        offset = None
+        while True:
+            records, offset = self.client().scroll(
+                name,
+                limit=256,
+                offset=offset,
+                with_payload=False,
+                with_vectors=False,
+            )
+            yield from records
+            if offset is None:
+                return
+
+    def vectors(self, name: str, ids: list[str]) -> dict[str, list[float]]:
+        """Stored vectors for the given point ids (absent ids are left out)."""
+        if not ids or not self.collection_exists(name):
+            return {}
+        records = self.client().retrieve(name, ids=ids, with_payload=False, with_vectors=True)
+        return {str(record.id): list(record.vector) for record in records}
+
+    def point_ids(self, name: str) -> set[str]:
+        if not self.collection_exists(name):
+            return set()
+        return {str(record.id) for record in self._scroll(name)}
+
+    def count(self, name: str) -> int:
+        return self.client().count(name, exact=True).count if self.collection_exists(name) else 0
+
+    def collections(self) -> dict[str, int]:
+        names: Iterable[str] = (c.name for c in self.client().get_collections().collections)
+        return {name: self.count(name) for name in sorted(names)}
