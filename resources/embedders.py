@@ -38,7 +38,11 @@ def _load_sentence_transformer(path: str, device: str):
 def _load_tokenizer(path: str):
     from tokenizers import Tokenizer
 
-    return Tokenizer.from_file(str(Path(path) / "tokenizer.json"))
+    tokenizer = Tokenizer.from_file(str(Path(path) / "tokenizer.json"))
+    # The shipped tokenizer.json pads/truncates to 128; counting needs the true length.
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
 
 
 class SentenceTransformerEmbedder(ConfigurableResource):
