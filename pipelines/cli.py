@@ -27,6 +27,13 @@ def _metadata_values(metadata: dict[str, Any]) -> dict[str, Any]:
     return {key: getattr(value, "value", value) for key, value in metadata.items()}
 
 
+def _root_cause(error) -> str:
+    """The innermost error's message: Dagster wraps step errors in its own."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
 def summarize(result, wall_seconds: float) -> dict[str, Any]:
     """The run's summary, read from the assets' materialization metadata and check results."""
     stages: dict[str, dict[str, Any]] = {}
@@ -40,7 +47,7 @@ def summarize(result, wall_seconds: float) -> dict[str, Any]:
         for status in ("quarantined", "failed")
     }
     errors = [
-        event.step_failure_data.error.message.strip()
+        f"{event.step_key}: {_root_cause(event.step_failure_data.error)}"
         for event in result.all_events
         if event.is_step_failure and event.step_failure_data.error
     ]
@@ -85,27 +92,35 @@ def _print_summary(summary: dict[str, Any]) -> None:
         print(f"error: {error}", file=sys.stderr)
 
 
-def cmd_ingest(args: argparse.Namespace) -> int:
+def run_ingest(settings: Settings, resource_overrides: dict | None = None) -> dict[str, Any]:
+    """Run the ``ingest`` job in process on the data directory's instance; return its summary.
+
+    Raises ValueError, before any work, on settings the embedder cannot honour.
+    """
     from dagster import DagsterInstance
 
     from pipelines.definitions import INGEST_JOB, build_definitions
 
-    settings = _settings(args)
-    definitions = build_definitions(settings)
+    definitions = build_definitions(settings, resource_overrides)
     resources = definitions.resources
     embedder = resources["embedder"]
-    try:  # fail fast, before any work, on settings the embedder cannot honour
-        resources["ingestion_settings"].validate_against(embedder.max_input_tokens(), embedder.model_name)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    resources["ingestion_settings"].validate_against(embedder.max_input_tokens(), embedder.model_name)
     ensure_dagster_home(settings.dagster_home)
     started = time.monotonic()
     with DagsterInstance.get() as instance:
         result = definitions.resolve_job_def(INGEST_JOB).execute_in_process(
             instance=instance, raise_on_error=False
         )
-    summary = summarize(result, time.monotonic() - started)
+    return summarize(result, time.monotonic() - started)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        summary = run_ingest(settings)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

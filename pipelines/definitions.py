@@ -49,7 +49,8 @@ def build_resources(settings: Settings) -> dict:
     }
 
 
-def build_definitions(settings: Settings) -> Definitions:
+def build_definitions(settings: Settings, resource_overrides: dict | None = None) -> Definitions:
+    """The code location for a profile; ``resource_overrides`` swaps backends by key."""
     ingest = define_asset_job(
         INGEST_JOB,
         selection=AssetSelection.groups("ingestion"),
@@ -58,7 +59,7 @@ def build_definitions(settings: Settings) -> Definitions:
     return Definitions(
         assets=INGESTION_ASSETS,
         jobs=[ingest],
-        resources=build_resources(settings),
+        resources={**build_resources(settings), **(resource_overrides or {})},
         executor=in_process_executor,
     )
 

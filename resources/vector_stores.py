@@ -84,8 +84,9 @@ class QdrantVectorStore(ConfigurableResource):
         client.create_collection(
             name, vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE)
         )
-        for field in ("doc_id", "source"):
-            client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
+        if self.url:  # payload indexes speed up filtered deletes on a server; local mode ignores them
+            for field in ("doc_id", "source"):
+                client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
 
     def upsert(self, name: str, points: list[Point]) -> None:
         from qdrant_client import models

@@ -217,16 +217,17 @@ def parse_plain_text(text: str, fallback_title: str) -> ParsedDocument:
 def parse_pdf(data: bytes, fallback_title: str) -> ParsedDocument:
     import pdfplumber
     from pdfminer.pdfdocument import PDFPasswordIncorrect
-    from pdfminer.pdfparser import PDFSyntaxError
+    from pdfplumber.utils.exceptions import PdfminerException
 
     try:
         with pdfplumber.open(io.BytesIO(data)) as pdf:
             info = pdf.metadata or {}
             pages = [(number, page.extract_text() or "") for number, page in enumerate(pdf.pages, 1)]
-    except PDFPasswordIncorrect:
-        raise quarantine("encrypted PDF (password required)") from None
-    except PDFSyntaxError as error:
-        raise quarantine(f"corrupt or truncated PDF ({error})") from None
+    except PdfminerException as error:  # pdfplumber wraps pdfminer's own exceptions
+        cause = error.args[0] if error.args else error
+        if isinstance(cause, PDFPasswordIncorrect):
+            raise quarantine("encrypted PDF (password required)") from None
+        raise quarantine(f"corrupt or truncated PDF ({cause})") from None
     blocks = [Block(text=text, page=number) for number, text in pages if text.strip()]
     if not blocks:
         raise quarantine(f"PDF has no extractable text on any of its {len(pages)} pages (needs OCR)")

@@ -1,0 +1,56 @@
+"""Shared fixtures: a generated corpus in every basic format and isolated settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from resources import offline  # noqa: F401  (air-gap defaults before library imports)
+from pipelines.cli import run_ingest
+from pipelines.definitions import build_resources
+from pipelines.settings import Settings
+from tests.corpus import write_corpus
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    return write_corpus(tmp_path / "corpus")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, corpus: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", source_dir=corpus)
+
+
+@pytest.fixture
+def ingest(settings: Settings):
+    """Run the ingest job (the CLI's code path) and return its summary."""
+
+    def run(current: Settings = settings, **resource_overrides):
+        return run_ingest(current, resource_overrides or None)
+
+    return run
+
+
+@pytest.fixture
+def index_state(settings: Settings):
+    """The collection's point ids, and the ids the ledger says it should hold."""
+    from assets.ingestion.documents import point_id
+
+    def state(current: Settings = settings, version: str | None = None):
+        resources = build_resources(current)
+        store, ledger = resources["vector_store"], resources["ledger"]
+        try:
+            version = version or next(iter(ledger.status_counts()))
+            collection = f"{current.collection}__{version}"
+            expected = {
+                point_id(row.source, row.indexed_doc_id, index)
+                for row in ledger.rows(version).values()
+                if row.indexed_doc_id
+                for index in range(row.chunk_count)
+            }
+            return store.point_ids(collection), expected, ledger.rows(version)
+        finally:
+            store.close()
+
+    return state
