@@ -1,0 +1,37 @@
+"""The code location as `dagster dev` loads it: six ingestion assets wired in order."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster import AssetKey
+
+REPO = Path(__file__).resolve().parent.parent
+STAGES = ["raw_documents", "clean_documents", "screened_documents", "chunks", "embeddings", "vector_index"]
+
+
+def test_ingestion_assets_are_a_chain_with_descriptions_and_kinds():
+    from pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    for upstream, name in zip([None, *STAGES], STAGES):
+        node = graph.get(AssetKey(name))
+        assert node.group_name == "ingestion"
+        assert len(node.description) > 40
+        assert node.kinds and "python" in node.kinds
+        parents = {key.to_user_string() for key in node.parent_keys}
+        assert parents == ({upstream} if upstream else set())
+    assert {c.name for c in graph.get(AssetKey("vector_index")).check_keys} == {
+        "failure_budget", "index_matches_ledger"
+    }
+    assert defs.resolve_job_def("ingest") is not None
+
+
+def test_code_location_loads_from_pyproject():
+    """`dagster definitions validate` reads [tool.dagster] from pyproject.toml, as `dagster dev` does."""
+    dagster = Path(sys.executable).with_name("dagster")
+    completed = subprocess.run([str(dagster), "definitions", "validate"], cwd=REPO,
+                               capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
