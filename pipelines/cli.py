@@ -92,7 +92,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         print(f"error: {error}", file=sys.stderr)
 
 
-def run_ingest(settings: Settings, resource_overrides: dict | None = None) -> dict[str, Any]:
+def run_ingest(settings: Settings, resource_overrides: dict | None = None,
+               log_level: str = "INFO") -> dict[str, Any]:
     """Run the ``ingest`` job in process on the data directory's instance; return its summary.
 
     Raises ValueError, before any work, on settings the embedder cannot honour.
@@ -109,7 +110,9 @@ def run_ingest(settings: Settings, resource_overrides: dict | None = None) -> di
     started = time.monotonic()
     with DagsterInstance.get() as instance:
         result = definitions.resolve_job_def(INGEST_JOB).execute_in_process(
-            instance=instance, raise_on_error=False
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            instance=instance,
+            raise_on_error=False,
         )
     return summarize(result, time.monotonic() - started)
 
@@ -117,7 +120,7 @@ def run_ingest(settings: Settings, resource_overrides: dict | None = None) -> di
 def cmd_ingest(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
-        summary = run_ingest(settings)
+        summary = run_ingest(settings, log_level="DEBUG" if args.verbose else "INFO")
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -173,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     ingest = commands.add_parser("ingest", help="bring the index up to date with the source")
     ingest.add_argument("--source", type=Path, help="folder of documents (default: the sample corpus)")
     ingest.add_argument("--chunk-size", type=int, help="chunk size in embedder tokens")
+    ingest.add_argument("--verbose", action="store_true", help="log every Dagster event")
     ingest.set_defaults(handler=cmd_ingest)
 
     status_parser = commands.add_parser("status", help="ledger counts and collection sizes")

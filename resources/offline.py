@@ -15,6 +15,8 @@ OFFLINE_ENV = {
     "RAGAS_DO_NOT_TRACK": "true",
     "ANONYMIZED_TELEMETRY": "False",
     "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
 }
 
 for _name, _value in OFFLINE_ENV.items():

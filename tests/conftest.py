@@ -11,6 +11,7 @@ from pipelines.cli import run_ingest
 from pipelines.definitions import build_resources
 from pipelines.settings import Settings
 from tests.corpus import write_corpus
+from tests.postgres import private_cluster, server_binaries
 
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
@@ -54,3 +55,27 @@ def index_state(settings: Settings):
             store.close()
 
     return state
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A real PostgreSQL (Debian's server package, which .ci/run installs)."""
+    if server_binaries() is None:
+        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    with private_cluster() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster):
+    """A fresh, empty database on the session's cluster."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(postgres_cluster, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return postgres_cluster.replace("/postgres?", f"/{name}?")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from assets.ingestion.changes import classify, deleted_sources, expected_point_count
 from assets.ingestion.documents import index_version, point_id
+import pytest
+
 from resources.ledger import Ledger, LedgerRow
 
 
@@ -33,8 +35,14 @@ def test_point_ids_and_index_version_are_deterministic():
     assert index_version({"a": 1}) != index_version({"a": 2})
 
 
-def test_ledger_upserts_rows_per_index_version(tmp_path):
-    ledger = Ledger(url=f"sqlite:///{tmp_path / 'l.sqlite'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger(request, tmp_path):
+    if request.param == "sqlite":
+        return Ledger(url=f"sqlite:///{tmp_path / 'l.sqlite'}")
+    return Ledger(url=request.getfixturevalue("postgres_url"))
+
+
+def test_ledger_upserts_rows_per_index_version(ledger):
     ledger.record("v1", [LedgerRow("s1", "indexed", "d1", indexed_doc_id="d1", chunk_count=3, run_id="r1"),
                          LedgerRow("s2", "quarantined", "d2", reason="empty file", run_id="r1")])
     ledger.record("v1", [LedgerRow("s1", "failed", "d3", reason="boom", indexed_doc_id="d1",

@@ -253,3 +253,13 @@ def test_chunk_size_beyond_the_model_is_rejected_before_any_work(ingest, setting
     assert [e.step_key for e in failures] == ["raw_documents"]
     assert "exceeds the embedder's limit" in failures[0].step_failure_data.error.message
     assert not (settings.qdrant_path / "collection").exists()
+
+
+def test_incremental_runs_with_the_ledger_on_postgres(ingest, settings, corpus, index_state, postgres_url):
+    on_postgres = replace(settings, ledger_url=postgres_url)
+    assert ingest(on_postgres)["documents"]["new"] == 8
+    (corpus / "notes-3.txt").unlink()
+    summary = ingest(on_postgres)
+    assert (summary["documents"]["deleted"], summary["documents"]["unchanged"]) == (1, 7)
+    assert summary["embedded"] == 0
+    assert_index_matches_ledger(index_state, on_postgres)

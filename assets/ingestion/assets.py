@@ -57,6 +57,8 @@ def _finish(context: AssetExecutionContext, manifest: Manifest, report: stages.S
         metadata["rejected"] = _rejections_table(report.rejected)
     if report.preview:
         metadata["preview_redacted"] = MetadataValue.text(report.preview)
+    counts = ", ".join(f"{name} {count}" for name, count in sorted(report.counts.items()))
+    context.log.info(f"{manifest.stage}: {counts or 'nothing to do'}; {manifest.count} records out")
     return Output(manifest, metadata=metadata)
 
 

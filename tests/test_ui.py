@@ -1,0 +1,80 @@
+"""The Dagster UI, as an operator opens it with `ragpipe ui`: the six ingestion assets wired
+in order with their descriptions, rendered in headless Chromium (Debian's package)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.test_definitions import STAGES
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def dagster_ui(tmp_path, corpus):
+    port = free_port()
+    ragpipe = Path(sys.executable).with_name("ragpipe")
+    env = {**os.environ, "RAGPIPE_SOURCE_DIR": str(corpus)}
+    server = subprocess.Popen([str(ragpipe), "ui", "--data-dir", str(tmp_path / "data"), "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/server_info", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, "ragpipe ui exited"
+                assert time.monotonic() < deadline, "UI did not come up in 180 s"
+                time.sleep(1)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def graphql(url: str, query: str) -> dict:
+    request = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.load(response)["data"]
+
+
+def test_ui_shows_the_ingestion_assets_in_order(dagster_ui, tmp_path):
+    nodes = graphql(dagster_ui, "{ assetNodes { assetKey { path } description groupName "
+                                "dependencyKeys { path } } }")["assetNodes"]
+    by_name = {node["assetKey"]["path"][-1]: node for node in nodes}
+    for upstream, name in zip([None, *STAGES], STAGES):
+        assert by_name[name]["groupName"] == "ingestion" and by_name[name]["description"]
+        assert [d["path"][-1] for d in by_name[name]["dependencyKeys"]] == ([upstream] if upstream else [])
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian chromium not installed (.ci/run installs it)")
+    rendered = subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=20000",
+         "--dump-dom", f"{dagster_ui}/asset-groups/ingestion@ragpipe:ragpipe"],
+        capture_output=True, text=True, timeout=180,
+    ).stdout
+    for name in STAGES:
+        assert name in rendered
