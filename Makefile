@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 DATA_DIR ?= .rag_data
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test ui clean
+# Debian packages the tests use: a real PostgreSQL for the ledger, Chromium for the UI test.
+SYSTEM_PACKAGES := postgresql chromium
+
+.PHONY: install system-packages demo test ui clean
 
 # torch first, pinned to the CPU build on the machine: any other spec pulls GBs of CUDA wheels.
 $(STAMP): pyproject.toml
@@ -20,7 +23,17 @@ install: $(STAMP)
 demo: install
 	$(BIN)/ragpipe ingest --data-dir $(DATA_DIR)
 
-test: install
+system-packages:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "note: install $$missing (apt) or the tests that need them are skipped"; \
+	  fi; \
+	fi
+
+test: install system-packages
 	$(BIN)/pytest
 
 ui: install
