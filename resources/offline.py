@@ -17,6 +17,7 @@ OFFLINE_ENV = {
     "TOKENIZERS_PARALLELISM": "false",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "TRANSFORMERS_VERBOSITY": "error",
+    "UNSTRUCTURED_DISABLE_NOTICE": "1",
 }
 
 for _name, _value in OFFLINE_ENV.items():

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # Bump when cleaning or parsing changes what text a document yields: it changes vectors.
-CLEANING_VERSION = "1"
+CLEANING_VERSION = "2"
 
 _POINT_NAMESPACE = uuid.UUID("6f0c5a52-3c1e-4b8e-9a51-2f1d0c7e9b10")
 
@@ -42,6 +42,9 @@ class DocumentRejected(Exception):
         self.status = status
         self.reason = reason
 
+    def __reduce__(self):
+        return DocumentRejected, (self.status, self.reason)
+
 
 def quarantine(reason: str) -> DocumentRejected:
     return DocumentRejected("quarantined", reason)
@@ -58,11 +61,16 @@ def failure_reason(error: BaseException) -> str:
 
 @dataclass
 class Block:
-    """A run of text under one heading path (and on one PDF page, when known)."""
+    """A run of text under one heading path (and on one PDF page, when known).
+
+    ``kind`` is ``table`` for a Markdown table (header row, separator, one line per row),
+    which the chunker splits only between rows.
+    """
 
     text: str
     section: str = ""
     page: int | None = None
+    kind: str = "text"
 
 
 @dataclass
@@ -74,6 +82,7 @@ class ParsedDocument:
     date: str | None = None
     language: str | None = None
     acl: list[str] = field(default_factory=list)
+    near_duplicate_of: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

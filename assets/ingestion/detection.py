@@ -1,0 +1,160 @@
+"""What a document really is, from its bytes first and its name second.
+
+Binary formats are recognised by signature (``filetype``) and, for ZIP and OLE containers,
+by their member names, so a DOCX renamed ``.pdf`` is still read as a DOCX. Text formats have
+no signature, so their extension decides, unless it claims a binary format the bytes do not
+have. ZIP containers are checked against the unpacking limits here, before any parser opens
+them.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import filetype
+
+from assets.ingestion.documents import quarantine
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """Bounds on what one document may cost to parse."""
+
+    max_pages: int = 2000
+    max_unpacked_bytes: int = 256 * 1024 * 1024
+    max_compression_ratio: float = 200.0
+    max_archive_members: int = 10_000
+    timeout_s: float = 120.0
+
+
+TEXT_EXTENSIONS = {
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".xhtml": "text/html",
+    ".txt": "text/plain",
+    ".text": "text/plain",
+    ".rst": "text/x-rst",
+    ".org": "text/org",
+    ".csv": "text/csv",
+    ".tsv": "text/tab-separated-values",
+    ".json": "application/json",
+    ".ndjson": "application/x-ndjson",
+    ".jsonl": "application/x-ndjson",
+    ".xml": "application/xml",
+    ".eml": "message/rfc822",
+}
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+ODT = "application/vnd.oasis.opendocument.text"
+EPUB = "application/epub+zip"
+MSG = "application/vnd.ms-outlook"
+RTF = "application/rtf"
+PDF = "application/pdf"
+IMAGE_TYPES = {"image/png", "image/jpeg", "image/tiff"}
+BINARY_TYPES = {DOCX, PPTX, XLSX, ODT, EPUB, MSG, RTF, PDF, *IMAGE_TYPES}
+BINARY_EXTENSIONS = {".pdf", ".docx", ".pptx", ".xlsx", ".odt", ".epub", ".msg", ".rtf", ".png", ".jpg", ".jpeg",
+                     ".tif", ".tiff"}
+
+_ZIP_MARKERS = {"word/document.xml": DOCX, "ppt/presentation.xml": PPTX, "xl/workbook.xml": XLSX}
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_EMAIL_HEADER = re.compile(rb"\A(?:[A-Za-z-]+:[^\n]*\r?\n)*?(?:From|Subject|Message-ID):", re.IGNORECASE)
+
+
+def detect_content_type(name: PurePosixPath, data: bytes, limits: ParseLimits) -> str:
+    """The content type to parse ``data`` as, or ``DocumentRejected`` saying why not."""
+    if data.startswith(b"PK\x03\x04"):
+        return _zip_type(data, limits)
+    if data.startswith(_OLE_MAGIC):
+        return _ole_type(data)
+    if data.lstrip()[:5] == b"{\\rtf":
+        return RTF
+    kind = filetype.guess(data[:8192])
+    if kind is not None:
+        if kind.mime in BINARY_TYPES:
+            return kind.mime
+        raise quarantine(f"unsupported file type {kind.mime} (detected from content, .{kind.extension})")
+    claimed = TEXT_EXTENSIONS.get(name.suffix.lower())
+    if claimed:
+        return claimed
+    sniffed = _sniff_text(data)
+    if sniffed:
+        return sniffed
+    if name.suffix.lower() in BINARY_EXTENSIONS:
+        return "text/plain"  # named as a binary format, but no signature: read it as text if it is text
+    supported = sorted(set(TEXT_EXTENSIONS) | BINARY_EXTENSIONS)
+    raise quarantine(f"unsupported file type {name.suffix or '(none)'}; supported: {', '.join(supported)}")
+
+
+def _sniff_text(data: bytes) -> str | None:
+    """Recognise markup and e-mail by their opening, for files whose name says nothing useful."""
+    head = data[:1024].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")):
+        return "text/html"
+    if head.startswith(b"<?xml"):
+        return "application/xml"
+    if _EMAIL_HEADER.match(data[:4096]):
+        return "message/rfc822"
+    return None
+
+
+def _zip_type(data: bytes, limits: ParseLimits) -> str:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise quarantine(f"corrupt or truncated ZIP container ({error})") from None
+    check_archive(members, len(data), limits)
+    names = {member.filename for member in members}
+    for marker, content_type in _ZIP_MARKERS.items():
+        if marker in names:
+            return content_type
+    if "mimetype" in names:
+        declared = archive.read("mimetype")[:100].decode("ascii", "replace").strip()
+        if declared in (ODT, EPUB):
+            return declared
+        raise quarantine(f"unsupported packaged document type {declared!r}")
+    raise quarantine("unsupported file type: a ZIP archive that is not an Office, ODT or EPUB document")
+
+
+def check_archive(members: list[zipfile.ZipInfo], packed_bytes: int, limits: ParseLimits) -> None:
+    """Refuse zip bombs before anything inflates them.
+
+    ``zipfile`` never inflates a member past its declared size, so the declared sizes bound
+    what any parser reading through it can allocate.
+    """
+    if len(members) > limits.max_archive_members:
+        raise quarantine(f"archive has {len(members):,} members, above the limit of {limits.max_archive_members:,}")
+    unpacked = sum(member.file_size for member in members)
+    if unpacked > limits.max_unpacked_bytes:
+        raise quarantine(
+            f"archive unpacks to {unpacked:,} bytes, above the limit of {limits.max_unpacked_bytes:,} (zip bomb?)"
+        )
+    ratio = unpacked / max(packed_bytes, 1)
+    if ratio > limits.max_compression_ratio:
+        raise quarantine(
+            f"archive compression ratio {ratio:,.0f}:1 is above the limit of {limits.max_compression_ratio:,.0f}:1 "
+            "(zip bomb?)"
+        )
+
+
+def _ole_type(data: bytes) -> str:
+    import olefile
+
+    try:
+        with olefile.OleFileIO(data) as ole:
+            streams = {"/".join(entry) for entry in ole.listdir()}
+    except OSError as error:
+        raise quarantine(f"corrupt or truncated OLE compound file ({error})") from None
+    if any(stream.startswith("__substg1.0_") for stream in streams):
+        return MSG
+    raise quarantine(
+        "legacy binary Office file (.doc/.xls/.ppt) or other OLE container; save it as .docx/.xlsx/.pptx"
+    )

@@ -1,0 +1,47 @@
+"""Loaders: one function per content type, registered here, chosen by detected type.
+
+A loader turns a document's bytes into a ParsedDocument with raw (uncleaned) blocks;
+``assets.ingestion.parsing`` detects the type, dispatches and cleans. Each family of
+formats lives in its own module; importing this package registers them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from assets.ingestion.detection import ParseLimits
+from assets.ingestion.documents import ParsedDocument
+
+
+@dataclass(frozen=True)
+class ParseRequest:
+    """What a loader gets: the bytes, their detected type, where they came from, the limits,
+    and an OCR engine (``None`` when none is configured)."""
+
+    data: bytes
+    content_type: str
+    name: PurePosixPath
+    fallback_title: str
+    limits: ParseLimits
+    ocr: Any = None
+
+
+Loader = Callable[[ParseRequest], ParsedDocument]
+LOADERS: dict[str, Loader] = {}
+
+
+def loader(*content_types: str) -> Callable[[Loader], Loader]:
+    """Register the decorated function as the loader for ``content_types``."""
+
+    def register(function: Loader) -> Loader:
+        for content_type in content_types:
+            LOADERS[content_type] = function
+        return function
+
+    return register
+
+
+from assets.ingestion.loaders import email, images, markup, office, pdf, structured  # noqa: E402,F401  (registers)

@@ -1,0 +1,89 @@
+"""Office and markup documents through unstructured's partitioners: DOCX, PPTX, ODT, RTF,
+EPUB, reStructuredText and Org (the last five are converted by the pandoc binary that
+``pypandoc-binary`` ships). Their elements become blocks: Title elements open sections at
+their depth, Table elements become Markdown tables, headers and footers are dropped.
+"""
+
+from __future__ import annotations
+
+import io
+
+from assets.ingestion.detection import DOCX, EPUB, ODT, PPTX, RTF
+from assets.ingestion.documents import Block, ParsedDocument
+from assets.ingestion.loaders import ParseRequest, loader
+from assets.ingestion.loaders.markup import enter_heading, optional_str, section_path
+from assets.ingestion.loaders.unstructured_runtime import partitioner
+from assets.ingestion.tables import markdown_table
+
+_PARTITIONERS = {
+    DOCX: ("docx", "partition_docx"),
+    PPTX: ("pptx", "partition_pptx"),
+    ODT: ("odt", "partition_odt"),
+    RTF: ("rtf", "partition_rtf"),
+    EPUB: ("epub", "partition_epub"),
+    "text/x-rst": ("rst", "partition_rst"),
+    "text/org": ("org", "partition_org"),
+}
+_SKIPPED = {"Header", "Footer", "PageBreak", "PageNumber"}
+
+
+@loader(*_PARTITIONERS)
+def load_with_unstructured(request: ParseRequest) -> ParsedDocument:
+    module, function = _PARTITIONERS[request.content_type]
+    elements = partitioner(module, function)(file=io.BytesIO(request.data))
+    blocks, first_title = blocks_from_elements(elements)
+    title, author, date = _core_properties(request)
+    return ParsedDocument(
+        title=title or first_title or request.fallback_title,
+        content_type=request.content_type,
+        blocks=blocks,
+        author=author,
+        date=date,
+    )
+
+
+def blocks_from_elements(elements) -> tuple[list[Block], str | None]:
+    """Blocks with heading paths from unstructured elements, and the first title seen."""
+    blocks: list[Block] = []
+    path: list[tuple[int, str]] = []
+    first_title = None
+    for element in elements:
+        text, metadata = element.text.strip(), element.metadata
+        if element.category in _SKIPPED or not text:
+            continue
+        page = metadata.page_number
+        if element.category == "Title":
+            first_title = first_title or text
+            path = enter_heading(path, metadata.category_depth or 0, text)
+            blocks.append(Block(text=text, section=section_path(path), page=page))
+        elif element.category == "Table" and metadata.text_as_html:
+            blocks.append(Block(text=_html_table(metadata.text_as_html), section=section_path(path), page=page,
+                                kind="table"))
+        else:
+            prefix = "- " if element.category == "ListItem" else ""
+            blocks.append(Block(text=prefix + text, section=section_path(path), page=page))
+    return blocks, first_title
+
+
+def _html_table(html: str) -> str:
+    from bs4 import BeautifulSoup
+
+    rows = BeautifulSoup(html, "lxml").find_all("tr")
+    return markdown_table([[cell.get_text(" ", strip=True) for cell in row.find_all(["th", "td"])] for row in rows])
+
+
+def _core_properties(request: ParseRequest) -> tuple[str | None, str | None, str | None]:
+    """Title, author and date from the OOXML core properties (DOCX, PPTX)."""
+    if request.content_type == DOCX:
+        import docx
+
+        properties = docx.Document(io.BytesIO(request.data)).core_properties
+    elif request.content_type == PPTX:
+        import pptx
+
+        properties = pptx.Presentation(io.BytesIO(request.data)).core_properties
+    else:
+        return None, None, None
+    date = properties.created or properties.modified
+    return (optional_str(properties.title), optional_str(properties.author),
+            date.date().isoformat() if date else None)
