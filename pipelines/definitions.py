@@ -14,12 +14,14 @@ from dagster import (
 from assets.ingestion.assets import INGESTION_ASSETS
 from pipelines.settings import Settings
 from resources import (
+    AzureDocumentIntelligenceOcr,
     IngestionSettings,
     Ledger,
     LocalFolderSource,
     LocalStaging,
     QdrantVectorStore,
     SentenceTransformerEmbedder,
+    TesseractOcr,
 )
 
 INGEST_JOB = "ingest"
@@ -44,6 +46,14 @@ def build_resources(settings: Settings) -> dict:
             max_document_bytes=settings.max_document_bytes,
             failure_budget=settings.failure_budget,
             allow_empty_source=settings.allow_empty_source,
+            parse_timeout_s=settings.parse_timeout_s,
+            max_pages=settings.max_pages,
+            near_duplicates=settings.near_duplicates,
+        ),
+        "ocr": (
+            AzureDocumentIntelligenceOcr(endpoint=settings.azure_di_endpoint, api_key=EnvVar("RAGPIPE_AZURE_DI_KEY"))
+            if settings.azure_di_endpoint
+            else TesseractOcr()
         ),
         "io_manager": FilesystemIOManager(base_dir=str(settings.dagster_home / "storage")),
     }

@@ -21,6 +21,10 @@ _ENV = {
     "max_document_bytes": "RAGPIPE_MAX_DOCUMENT_BYTES",
     "failure_budget": "RAGPIPE_FAILURE_BUDGET",
     "allow_empty_source": "RAGPIPE_ALLOW_EMPTY_SOURCE",
+    "parse_timeout_s": "RAGPIPE_PARSE_TIMEOUT",
+    "max_pages": "RAGPIPE_MAX_PAGES",
+    "near_duplicates": "RAGPIPE_NEAR_DUPLICATES",
+    "azure_di_endpoint": "RAGPIPE_AZURE_DI_ENDPOINT",
 }
 
 
@@ -39,6 +43,10 @@ class Settings:
     max_document_bytes: int = 50 * 1024 * 1024
     failure_budget: float = 0.05
     allow_empty_source: bool = False
+    parse_timeout_s: float = 120.0
+    max_pages: int = 2000
+    near_duplicates: str = "mark"
+    azure_di_endpoint: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:

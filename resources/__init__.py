@@ -3,12 +3,14 @@
 from resources import offline as _offline  # noqa: F401  (must run before library imports)
 from resources.embedders import Embedder, SentenceTransformerEmbedder
 from resources.ledger import Ledger, LedgerRow
+from resources.ocr import AzureDocumentIntelligenceOcr, OcrEngine, TesseractOcr
 from resources.settings import IngestionSettings
 from resources.sources import DocumentSource, LocalFolderSource, SourceItem
 from resources.staging import LocalStaging, Manifest
 from resources.vector_stores import QdrantVectorStore, VectorStore
 
 __all__ = [
+    "AzureDocumentIntelligenceOcr",
     "DocumentSource",
     "Embedder",
     "IngestionSettings",
@@ -17,8 +19,10 @@ __all__ = [
     "LocalFolderSource",
     "LocalStaging",
     "Manifest",
+    "OcrEngine",
     "QdrantVectorStore",
     "SentenceTransformerEmbedder",
     "SourceItem",
+    "TesseractOcr",
     "VectorStore",
 ]

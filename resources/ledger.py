@@ -35,6 +35,16 @@ documents = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# MinHash signatures of documents, for near-duplicate detection across runs.
+signatures = sa.Table(
+    "near_duplicate_signatures",
+    _metadata,
+    sa.Column("index_version", sa.String(64), primary_key=True),
+    sa.Column("source", sa.String(2048), primary_key=True),
+    sa.Column("doc_id", sa.String(64), nullable=False),
+    sa.Column("hashvalues", sa.LargeBinary, nullable=False),
+)
+
 
 @dataclass
 class LedgerRow:
@@ -81,16 +91,44 @@ class Ledger(ConfigurableResource):
                 for row in connection.execute(query)
             }
 
+    def signatures(self, index_version: str) -> list[tuple[str, str, bytes]]:
+        """(source, doc_id, hashvalues) of the signatures whose content is what the index holds."""
+        query = sa.select(signatures.c.source, signatures.c.doc_id, signatures.c.hashvalues).join(
+            documents,
+            (documents.c.index_version == signatures.c.index_version)
+            & (documents.c.source == signatures.c.source)
+            & (documents.c.indexed_doc_id == signatures.c.doc_id),
+        ).where(signatures.c.index_version == index_version)
+        with self.engine().connect() as connection:
+            return [tuple(row) for row in connection.execute(query)]
+
+    def save_signatures(self, index_version: str, rows: list[tuple[str, str, bytes]]) -> None:
+        """Insert or replace each source's signature."""
+        if not rows:
+            return
+        statement = self._insert(signatures)
+        statement = statement.on_conflict_do_update(
+            index_elements=["index_version", "source"],
+            set_={"doc_id": statement.excluded.doc_id, "hashvalues": statement.excluded.hashvalues},
+        )
+        with self.engine().begin() as connection:
+            connection.execute(statement, [
+                {"index_version": index_version, "source": source, "doc_id": doc_id, "hashvalues": values}
+                for source, doc_id, values in rows
+            ])
+
+    def _insert(self, table: sa.Table):
+        if self.engine().dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
+
     def record(self, index_version: str, rows: list[LedgerRow]) -> None:
         """Insert or update rows in one transaction (idempotent for the same input)."""
         if not rows:
             return
         now = datetime.now(UTC)
-        engine = self.engine()
-        if engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
         values = [
             {
                 "index_version": index_version,
@@ -107,7 +145,7 @@ class Ledger(ConfigurableResource):
             }
             for row in rows
         ]
-        statement = insert(documents)
+        statement = self._insert(documents)
         updated = {
             name: statement.excluded[name]
             for name in ("doc_id", "version", "status", "reason", "indexed_doc_id",
@@ -116,7 +154,7 @@ class Ledger(ConfigurableResource):
         statement = statement.on_conflict_do_update(
             index_elements=["index_version", "source"], set_=updated
         )
-        with engine.begin() as connection:
+        with self.engine().begin() as connection:
             connection.execute(statement, values)
 
     def status_counts(self) -> dict[str, dict[str, int]]:

@@ -15,6 +15,10 @@ class IngestionSettings(ConfigurableResource):
     failure_budget: float = 0.05
     poisoning_threshold: float = 0.8
     allow_empty_source: bool = False
+    parse_timeout_s: float = 120.0
+    max_pages: int = 2000
+    near_duplicates: str = "mark"
+    near_duplicate_threshold: float = 0.9
 
     def validate_against(self, max_input_tokens: int, model_name: str) -> None:
         """Reject settings the embedder cannot honour, before any work starts."""
@@ -33,5 +37,9 @@ class IngestionSettings(ConfigurableResource):
                 f"chunk_overlap_tokens={self.chunk_overlap_tokens} must be at least 0 and below "
                 f"chunk_size_tokens={self.chunk_size_tokens}"
             )
+        if self.near_duplicates not in ("off", "mark", "skip"):
+            raise ValueError(f"near_duplicates={self.near_duplicates!r} must be one of off, mark, skip")
+        if self.parse_timeout_s <= 0:
+            raise ValueError(f"parse_timeout_s={self.parse_timeout_s} must be positive")
         if not 0 <= self.failure_budget <= 1:
             raise ValueError(f"failure_budget={self.failure_budget} must be a fraction between 0 and 1")

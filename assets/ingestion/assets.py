@@ -19,8 +19,10 @@ from dagster import (
 
 from assets.ingestion import stages
 from assets.ingestion.changes import CHANGE_CLASSES, expected_point_count
+from assets.ingestion.near_duplicates import NearDuplicateIndex, StoredSignature
 from resources.embedders import Embedder
 from resources.ledger import Ledger, LedgerRow
+from resources.ocr import OcrEngine
 from resources.settings import IngestionSettings
 from resources.sources import DocumentSource
 from resources.staging import LocalStaging, Manifest
@@ -115,16 +117,29 @@ def raw_documents(
     group_name=GROUP,
     kinds={"python", "pdf", "html"},
     description=(
-        "Parses each staged document (Markdown, HTML, text, PDF) into sectioned blocks with "
-        "title, author, date, language and ACL, and normalises the text. Unparseable, empty, "
-        "binary or wrongly encoded documents are quarantined with a reason."
+        "Parses each staged document, by the type its bytes show (office, PDF, e-mail, web, "
+        "data and text formats; scans through OCR), into sectioned blocks and Markdown tables "
+        "with title, author, date, language and ACL, in a worker with a per-document timeout, "
+        "and marks or skips near-duplicates. Unparseable, hostile, empty or unsupported "
+        "documents are quarantined with a reason."
     ),
 )
 def clean_documents(context: AssetExecutionContext, raw_documents: Manifest, staging: LocalStaging,
-                    ledger: Ledger) -> Output[Manifest]:
+                    ledger: Ledger, ocr: ResourceParam[OcrEngine],
+                    ingestion_settings: IngestionSettings) -> Output[Manifest]:
     started = time.monotonic()
+    version = raw_documents.extra["index_version"]
     writer = staging.writer("clean_documents", context.run_id)
-    report, rejections = stages.clean_stage(staging.read(raw_documents), writer)
+    near_duplicates = None
+    if ingestion_settings.near_duplicates != "off":
+        near_duplicates = NearDuplicateIndex(
+            ingestion_settings.near_duplicates, ingestion_settings.near_duplicate_threshold,
+            known=[StoredSignature(*row) for row in ledger.signatures(version)],
+        )
+    report, rejections = stages.clean_stage(staging.read(raw_documents), writer,
+                                            stages.parse_limits(ingestion_settings), ocr, near_duplicates)
+    if near_duplicates is not None:
+        ledger.save_signatures(version, [(s.source, s.doc_id, s.hashvalues) for s in near_duplicates.added])
     writer.manifest.extra.update(raw_documents.extra)
     return _finish(context, writer.manifest, report, started, ledger,
                    raw_documents.extra["index_version"], rejections)

@@ -7,6 +7,7 @@ from itertools import groupby
 from typing import Any
 
 from assets.ingestion.documents import ParsedDocument, point_id
+from assets.ingestion.tables import split_table
 
 SEPARATORS = ["\n\n", "\n", ". ", "; ", ", ", " ", ""]
 
@@ -34,13 +35,21 @@ def chunk_document(
     pii_entities: dict[str, int],
     splitter,
     count_tokens: Callable[[str], int],
+    chunk_size: int,
 ) -> list[dict[str, Any]]:
     """Split each run of blocks sharing a section (and page) on its own, so every chunk
-    has one heading path and one page; number the chunks and attach the full payload."""
+    has one heading path and one page; number the chunks and attach the full payload.
+
+    Tables are chunked on their own, by whole rows, with the header row repeated in each
+    chunk, so no chunk holds half a row or rows without their column names."""
     pieces: list[tuple[str, str, int | None]] = []
     for (section, page), blocks in groupby(document.blocks, key=lambda b: (b.section, b.page)):
-        text = "\n\n".join(block.text for block in blocks)
-        pieces += [(section, page, chunk) for chunk in splitter.split_text(text) if chunk.strip()]
+        for is_table, run in groupby(blocks, key=lambda b: b.kind == "table"):
+            if is_table:
+                texts = [part for block in run for part in split_table(block.text, chunk_size, count_tokens)]
+            else:
+                texts = splitter.split_text("\n\n".join(block.text for block in run))
+            pieces += [(section, page, text) for text in texts if text.strip()]
     total = len(pieces)
     return [
         {
@@ -57,6 +66,7 @@ def chunk_document(
             "author": document.author,
             "page": page,
             "acl": document.acl,
+            "near_duplicate_of": document.near_duplicate_of,
             "pii_entities": pii_entities,
             "token_count": count_tokens(text),
             "index_version": index_version,

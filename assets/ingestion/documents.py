@@ -59,6 +59,16 @@ def failure_reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {message[:300]}" if message else type(error).__name__
 
 
+def enter_heading(path: list[tuple[int, str]], level: int, title: str) -> list[tuple[int, str]]:
+    """The heading path after a heading of ``level``: open headings as deep or deeper close."""
+    return [(lvl, t) for lvl, t in path if lvl < level] + [(level, title)]
+
+
+def section_path(path: list[tuple[int, str]]) -> str:
+    """A heading path as a chunk's ``section``: "Policy > Travel > Hotels"."""
+    return " > ".join(title for _, title in path)
+
+
 @dataclass
 class Block:
     """A run of text under one heading path (and on one PDF page, when known).

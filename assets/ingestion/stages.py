@@ -24,7 +24,9 @@ from assets.ingestion.documents import (
     index_version,
     point_id,
 )
-from assets.ingestion.parsing import parse_document
+from assets.ingestion.detection import ParseLimits
+from assets.ingestion.isolation import IsolatedParser
+from assets.ingestion.near_duplicates import NearDuplicateIndex
 from assets.screening.pii import redact_pii, redacted_preview
 from assets.screening.poisoning import SCREENING_VERSION
 from assets.screening.screen import screen_document
@@ -42,6 +44,7 @@ def current_index_version(embedder, settings) -> str:
             "cleaning": CLEANING_VERSION,
             "screening": SCREENING_VERSION,
             "poisoning_threshold": settings.poisoning_threshold,
+            "near_duplicates": settings.near_duplicates,
         }
     )
 
@@ -166,12 +169,26 @@ def _carry(record: dict[str, Any]) -> dict[str, Any]:
     return {key: record[key] for key in keys}
 
 
-def clean_stage(records, writer: BatchWriter) -> tuple[StageReport, list[LedgerRow]]:
-    def parse(record):
-        document = parse_document(record["source"], base64.b64decode(record["content_b64"]))
-        return [{**_carry(record), "document": document.to_dict()}]
+def parse_limits(settings) -> ParseLimits:
+    return ParseLimits(max_pages=settings.max_pages, timeout_s=settings.parse_timeout_s)
 
-    return _map_documents(records, writer, parse)
+
+def clean_stage(records, writer: BatchWriter, limits: ParseLimits, ocr=None,
+                near_duplicates: NearDuplicateIndex | None = None) -> tuple[StageReport, list[LedgerRow]]:
+    """Parse each document in an isolated worker (see ``isolation``), then mark or skip it
+    if it nearly duplicates an indexed document."""
+    marked = Counter()
+    with IsolatedParser(limits, ocr) as parser:
+        def parse(record):
+            document = parser.parse(record["source"], base64.b64decode(record["content_b64"]))
+            if near_duplicates is not None:
+                near_duplicates.review(record["source"], record["doc_id"], document)
+                marked["near_duplicates_marked"] += document.near_duplicate_of is not None
+            return [{**_carry(record), "document": document.to_dict()}]
+
+        report, rejections = _map_documents(records, writer, parse)
+    report.counts.update(marked)
+    return report, rejections
 
 
 def screen_stage(records, writer: BatchWriter, threshold: float) -> tuple[StageReport, list[LedgerRow]]:
@@ -201,6 +218,7 @@ def chunk_stage(records, writer: BatchWriter, settings, count_tokens, version: s
             pii_entities=record["pii_entities"],
             splitter=splitter,
             count_tokens=count_tokens,
+            chunk_size=settings.chunk_size_tokens,
         )
         tokens["chunks"] += len(payloads)
         tokens["tokens"] += sum(p["token_count"] for p in payloads)

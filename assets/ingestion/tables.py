@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 def markdown_table(rows: list[list[str]]) -> str:
     """Render rows (the first is the header) as a Markdown table; empty rows are dropped."""
@@ -25,3 +27,20 @@ def table_parts(table: str) -> tuple[str, list[str]]:
 def _cell(value) -> str:
     text = "" if value is None else str(value)
     return " ".join(text.split()).replace("|", "\\|")
+
+
+def split_table(table: str, max_tokens: int, count_tokens: Callable[[str], int]) -> list[str]:
+    """Split a Markdown table into row groups of at most ``max_tokens``, each under the
+    table's header. A row is never split: a single row over the limit is a group of its own."""
+    header, rows = table_parts(table)
+    budget = max_tokens - count_tokens(header)
+    groups: list[list[str]] = [[]]
+    used = 0
+    for row in rows:
+        tokens = count_tokens(row)
+        if groups[-1] and used + tokens > budget:
+            groups.append([])
+            used = 0
+        groups[-1].append(row)
+        used += tokens
+    return ["\n".join([header, *group]) for group in groups]

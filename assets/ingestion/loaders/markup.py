@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from assets.ingestion.documents import Block, ParsedDocument, quarantine
+from assets.ingestion.documents import Block, ParsedDocument, enter_heading, quarantine, section_path
 from assets.ingestion.loaders import ParseRequest, loader
 from assets.ingestion.tables import markdown_table
 
@@ -30,15 +30,6 @@ def _control_ratio(sample: bytes) -> float:
         return 0.0
     controls = sum(1 for byte in sample if byte < 32 and byte not in (9, 10, 12, 13))
     return controls / len(sample)
-
-
-def section_path(path: list[tuple[int, str]]) -> str:
-    return " > ".join(title for _, title in path)
-
-
-def enter_heading(path: list[tuple[int, str]], level: int, title: str) -> list[tuple[int, str]]:
-    """The heading path after a heading of ``level``: deeper or equal levels are closed."""
-    return [(lvl, t) for lvl, t in path if lvl < level] + [(level, title)]
 
 
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*(?:\n|\Z)", re.DOTALL)

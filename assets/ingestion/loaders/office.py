@@ -9,11 +9,10 @@ from __future__ import annotations
 import io
 
 from assets.ingestion.detection import DOCX, EPUB, ODT, PPTX, RTF
-from assets.ingestion.documents import Block, ParsedDocument
+from assets.ingestion.documents import Block, ParsedDocument, enter_heading, section_path
 from assets.ingestion.loaders import ParseRequest, loader
-from assets.ingestion.loaders.markup import enter_heading, optional_str, section_path
+from assets.ingestion.loaders.markup import html_table_markdown, optional_str
 from assets.ingestion.loaders.unstructured_runtime import partitioner
-from assets.ingestion.tables import markdown_table
 
 _PARTITIONERS = {
     DOCX: ("docx", "partition_docx"),
@@ -68,8 +67,7 @@ def blocks_from_elements(elements) -> tuple[list[Block], str | None]:
 def _html_table(html: str) -> str:
     from bs4 import BeautifulSoup
 
-    rows = BeautifulSoup(html, "lxml").find_all("tr")
-    return markdown_table([[cell.get_text(" ", strip=True) for cell in row.find_all(["th", "td"])] for row in rows])
+    return html_table_markdown(BeautifulSoup(html, "lxml"))
 
 
 def _core_properties(request: ParseRequest) -> tuple[str | None, str | None, str | None]:

@@ -1,0 +1,77 @@
+"""Parsing in a worker process with a deadline, so no document can hang or crash a run.
+
+A parser stuck in a pathological file (a regex or layout loop inside a library) cannot be
+interrupted from a thread, and one that segfaults or exhausts memory takes its process with
+it. So documents are parsed in a pebble process pool: a task past its deadline has its
+worker killed (SIGTERM, then SIGKILL) and a fresh worker takes the next document. Workers are
+spawned, not forked, so they never inherit the locks of the run's threads, and are reused
+between documents, so the import cost is paid once per worker.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from assets.ingestion.detection import ParseLimits
+from assets.ingestion.documents import DocumentRejected, ParsedDocument, failure_reason, quarantine
+
+
+def _parse_in_worker(source: str, data: bytes, limits: ParseLimits, ocr_spec) -> tuple[str, object]:
+    """Runs in the worker. Returns plain data: library exceptions may not survive pickling."""
+    from assets.ingestion.parsing import parse_document
+
+    ocr = ocr_spec[0](**ocr_spec[1]) if ocr_spec else None
+    try:
+        return "parsed", parse_document(source, data, limits=limits, ocr=ocr).to_dict()
+    except DocumentRejected as rejected:
+        return rejected.status, rejected.reason
+    except Exception as error:  # noqa: BLE001 - reported as the document's failure reason
+        return "failed", failure_reason(error)
+
+
+def _warm_up() -> None:
+    """Import the parsers every corpus needs before the first deadline starts; families used
+    rarely (unstructured's) are imported on first use, inside that document's deadline."""
+    import pdfplumber  # noqa: F401
+    from bs4 import BeautifulSoup  # noqa: F401
+
+    from assets.ingestion import parsing  # noqa: F401
+
+
+class IsolatedParser:
+    """``parse_document`` in a worker process with a per-document timeout (a context manager)."""
+
+    def __init__(self, limits: ParseLimits, ocr=None):
+        # Dagster resources do not pickle: the worker rebuilds the OCR engine from its config.
+        self.limits, self._pool = limits, None
+        self._ocr_spec = (type(ocr), ocr.model_dump()) if ocr is not None else None
+
+    def __enter__(self) -> IsolatedParser:
+        from pebble import ProcessPool
+
+        self._pool = ProcessPool(max_workers=1, initializer=_warm_up,
+                                 context=multiprocessing.get_context("spawn"))
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._pool.stop()
+        self._pool.join()
+
+    def parse(self, source: str, data: bytes) -> ParsedDocument:
+        from pebble import ProcessExpired
+
+        future = self._pool.schedule(_parse_in_worker, args=(source, data, self.limits, self._ocr_spec),
+                                     timeout=self.limits.timeout_s)
+        try:
+            status, value = future.result()
+        except FutureTimeout:
+            raise quarantine(
+                f"parsing took longer than {self.limits.timeout_s:g}s and was stopped "
+                "(raise RAGPIPE_PARSE_TIMEOUT if the file is legitimately slow)"
+            ) from None
+        except ProcessExpired as error:
+            raise quarantine(f"the parser process died on this file (exit code {error.exitcode})") from None
+        if status == "parsed":
+            return ParsedDocument.from_dict(value)
+        raise DocumentRejected(status, value)

@@ -1,0 +1,77 @@
+"""Near-duplicate detection: MinHash signatures of word shingles, looked up with LSH.
+
+Exact duplicates (same doc_id) are already embedded once and are not reported here; this
+catches the same text saved twice with a changed date, a re-export, a lightly edited copy.
+Signatures persist in the ledger so a document is compared with every indexed one, not
+only with those in the same run.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from assets.ingestion.documents import ParsedDocument, quarantine
+
+NUM_PERM = 128
+SHINGLE_WORDS = 5
+MODES = ("off", "mark", "skip")
+_WORD = re.compile(r"\w+")
+
+
+def signature(text: str):
+    """A MinHash over the text's lowercased word 5-grams."""
+    from datasketch import MinHash
+
+    words = _WORD.findall(text.lower())
+    shingles = {" ".join(words[i:i + SHINGLE_WORDS]) for i in range(max(len(words) - SHINGLE_WORDS + 1, 1))}
+    minhash = MinHash(num_perm=NUM_PERM)
+    minhash.update_batch([shingle.encode() for shingle in shingles])
+    return minhash
+
+
+@dataclass(frozen=True)
+class StoredSignature:
+    source: str
+    doc_id: str
+    hashvalues: bytes
+
+
+@dataclass
+class NearDuplicateIndex:
+    """Known signatures plus those added this run; ``review`` marks or rejects a document."""
+
+    mode: str
+    threshold: float
+    known: list[StoredSignature] = field(default_factory=list)
+    added: list[StoredSignature] = field(default_factory=list)
+
+    def __post_init__(self):
+        from datasketch import MinHash, MinHashLSH
+
+        self._lsh = MinHashLSH(threshold=self.threshold, num_perm=NUM_PERM)
+        self._doc_ids: dict[str, str] = {}
+        for stored in self.known:
+            values = np.frombuffer(stored.hashvalues, dtype=np.uint64)
+            self._insert(stored.source, stored.doc_id, MinHash(num_perm=NUM_PERM, hashvalues=values))
+
+    def review(self, source: str, doc_id: str, document: ParsedDocument) -> None:
+        """Set ``near_duplicate_of`` (mode ``mark``) or quarantine the document (``skip``)."""
+        minhash = signature(document.text)
+        similar = [other for other in self._lsh.query(minhash)
+                   if other != source and self._doc_ids[other] != doc_id]
+        original = min(similar) if similar else None
+        if original and self.mode == "skip":
+            raise quarantine(f"near-duplicate of {original} (MinHash Jaccard >= {self.threshold}); "
+                             "skipped by RAGPIPE_NEAR_DUPLICATES=skip")
+        document.near_duplicate_of = original
+        self._insert(source, doc_id, minhash)
+        self.added.append(StoredSignature(source, doc_id, minhash.hashvalues.astype(np.uint64).tobytes()))
+
+    def _insert(self, source: str, doc_id: str, minhash) -> None:
+        if source in self._doc_ids:
+            self._lsh.remove(source)
+        self._lsh.insert(source, minhash)
+        self._doc_ids[source] = doc_id
