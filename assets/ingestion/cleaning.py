@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from functools import cache
 
 _SPACES = re.compile(r"[ \t\u00a0]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
@@ -58,12 +59,23 @@ def _line_key(line: str) -> str:
     return _DIGITS.sub("#", " ".join(line.split()).lower())
 
 
-def detect_language(text: str) -> str | None:
-    """ISO 639-1 code, from a model that ships inside the package (no download)."""
-    import py3langid
+MIN_LANGUAGE_CONFIDENCE = 0.9
+_TABLE_SYNTAX = re.compile(r"^\|(?: --- \|)+$|\|", re.MULTILINE)
 
-    sample = text[:5000].strip()
+
+def detect_language(text: str) -> str | None:
+    """ISO 639-1 code, from a model that ships inside the package (no download), or ``None``
+    when the text is too short or the model unsure (a table of names and numbers): no
+    language is better than a wrong one in a payload filter."""
+    sample = _TABLE_SYNTAX.sub(" ", text[:5000]).strip()
     if len(sample) < 20:
         return None
-    language, _score = py3langid.classify(sample)
-    return language
+    language, confidence = _language_identifier().classify(sample)
+    return language if confidence >= MIN_LANGUAGE_CONFIDENCE else None
+
+
+@cache
+def _language_identifier():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)

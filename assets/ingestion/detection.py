@@ -151,8 +151,8 @@ def _ole_type(data: bytes) -> str:
     try:
         with olefile.OleFileIO(data) as ole:
             streams = {"/".join(entry) for entry in ole.listdir()}
-    except OSError as error:
-        raise quarantine(f"corrupt or truncated OLE compound file ({error})") from None
+    except (OSError, ValueError) as error:
+        raise quarantine(f"corrupt or truncated OLE compound file ({type(error).__name__})") from None
     if any(stream.startswith("__substg1.0_") for stream in streams):
         return MSG
     raise quarantine(

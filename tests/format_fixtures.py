@@ -1,0 +1,305 @@
+"""Documents in every supported format, and hostile ones, built in memory by the tests.
+
+Each builder returns the file's bytes. The text is a small travel-policy story so tests can
+assert on sections, tables and metadata across formats. ``bench/robustness.py`` writes the
+same files to a folder for the robustness run.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from email.message import EmailMessage
+from pathlib import Path
+
+PARAGRAPH = (
+    "Employees book all business travel through the corporate portal at least fourteen days "
+    "before departure, and keep every receipt for the expense report."
+)
+HOTEL = "Hotel stays are capped per night; the cap depends on the city of the stay."
+RATES = [["City", "Nightly cap"], ["Paris", "250 EUR"], ["Rome", "180 EUR"], ["Berlin", "200 EUR"]]
+
+
+def markdown() -> bytes:
+    rows = "\n".join(f"| {a} | {b} |" for a, b in RATES[1:])
+    return (
+        "---\ntitle: Travel Policy\nauthor: Jane Roe\ndate: 2026-03-01\n---\n"
+        f"# Travel Policy\n\n## Booking\n\n{PARAGRAPH}\n\n## Hotels\n\n{HOTEL}\n\n"
+        f"| City | Nightly cap |\n| --- | --- |\n{rows}\n"
+    ).encode()
+
+
+def html() -> bytes:
+    rows = "".join(f"<tr><td>{a}</td><td>{b}</td></tr>" for a, b in RATES[1:])
+    return (
+        "<html><head><title>Travel Policy</title><meta name='author' content='Jane Roe'>"
+        "<style>p{color:red}</style><script>track('visit')</script></head><body>"
+        "<nav><a href='/'>Home</a> | <a href='/hr'>HR</a></nav>"
+        "<div class='cookie-banner'>We use cookies to improve your experience. Accept all?</div>"
+        f"<main><h1>Travel Policy</h1><h2>Booking</h2><p>{PARAGRAPH}</p><h2>Hotels</h2><p>{HOTEL}</p>"
+        f"<table><tr><th>City</th><th>Nightly cap</th></tr>{rows}</table></main>"
+        "<footer>Copyright 2026 Example Corp. All rights reserved.</footer></body></html>"
+    ).encode()
+
+
+def plain_text() -> bytes:
+    return f"Travel Policy\n\n{PARAGRAPH}\n\n{HOTEL}\n".encode()
+
+
+def rst() -> bytes:
+    return (
+        f"Travel Policy\n=============\n\nBooking\n-------\n\n{PARAGRAPH}\n\nHotels\n------\n\n{HOTEL}\n\n"
+        "+--------+-------------+\n| City   | Nightly cap |\n+========+=============+\n"
+        "| Paris  | 250 EUR     |\n+--------+-------------+\n| Rome   | 180 EUR     |\n+--------+-------------+\n"
+    ).encode()
+
+
+def org() -> bytes:
+    return (f"#+TITLE: Travel Policy\n#+AUTHOR: Jane Roe\n\n* Booking\n\n{PARAGRAPH}\n\n"
+            f"* Hotels\n\n{HOTEL}\n\n| City | Nightly cap |\n|------+-------------|\n| Paris | 250 EUR |\n").encode()
+
+
+def docx() -> bytes:
+    import docx as python_docx
+
+    document = python_docx.Document()
+    document.core_properties.title = "Travel Policy"
+    document.core_properties.author = "Jane Roe"
+    document.add_heading("Booking", 1)
+    document.add_paragraph(PARAGRAPH)
+    document.add_heading("Hotels", 1)
+    document.add_heading("Caps", 2)
+    document.add_paragraph(HOTEL)
+    table = document.add_table(rows=len(RATES), cols=2)
+    for row, values in zip(table.rows, RATES, strict=True):
+        for cell, value in zip(row.cells, values, strict=True):
+            cell.text = value
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def pptx() -> bytes:
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    presentation = Presentation()
+    presentation.core_properties.title = "Travel Policy"
+    presentation.core_properties.author = "Jane Roe"
+    slide = presentation.slides.add_slide(presentation.slide_layouts[1])
+    slide.shapes.title.text = "Booking"
+    slide.placeholders[1].text = PARAGRAPH
+    slide = presentation.slides.add_slide(presentation.slide_layouts[5])
+    slide.shapes.title.text = "Hotel caps"
+    table = slide.shapes.add_table(len(RATES), 2, Inches(1), Inches(2), Inches(6), Inches(2)).table
+    for r, values in enumerate(RATES):
+        for c, value in enumerate(values):
+            table.cell(r, c).text = value
+    buffer = io.BytesIO()
+    presentation.save(buffer)
+    return buffer.getvalue()
+
+
+def _pandoc(target: str, suffix: str) -> bytes:
+    """ODT, EPUB and RTF written by pandoc (from pypandoc-binary) from the Markdown fixture."""
+    import tempfile
+
+    import pypandoc
+
+    with tempfile.TemporaryDirectory() as folder:
+        output = Path(folder) / f"out{suffix}"
+        pypandoc.convert_text(markdown().decode(), target, format="md", outputfile=str(output),
+                              extra_args=["--standalone"])
+        return output.read_bytes()
+
+
+def odt() -> bytes:
+    return _pandoc("odt", ".odt")
+
+
+def epub() -> bytes:
+    return _pandoc("epub", ".epub")
+
+
+def rtf() -> bytes:
+    return _pandoc("rtf", ".rtf")
+
+
+def eml() -> bytes:
+    message = EmailMessage()
+    message["From"] = "Jane Roe <jane@example.com>"
+    message["To"] = "all-staff@example.com"
+    message["Subject"] = "New travel policy"
+    message["Date"] = "Mon, 02 Mar 2026 09:30:00 +0000"
+    message.set_content(f"Hello all,\n\n{PARAGRAPH}\n\n{HOTEL}\n")
+    message.add_alternative(f"<html><body><p>{PARAGRAPH}</p></body></html>", subtype="html")
+    return bytes(message)
+
+
+def csv_file(delimiter: str = ",") -> bytes:
+    return "\n".join(delimiter.join(row) for row in RATES).encode() + b"\n"
+
+
+def xlsx() -> bytes:
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    workbook.properties.title = "Hotel caps"
+    workbook.properties.creator = "Jane Roe"
+    sheet = workbook.active
+    sheet.title = "Caps"
+    for row in RATES:
+        sheet.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def json_file() -> bytes:
+    return json.dumps({"title": "Travel Policy", "booking": {"rule": PARAGRAPH},
+                       "hotels": [{"city": a, "cap": b} for a, b in RATES[1:]]}).encode()
+
+
+def ndjson() -> bytes:
+    return "\n".join(json.dumps({"city": a, "cap": b}) for a, b in RATES[1:]).encode()
+
+
+def xml() -> bytes:
+    return (f"<?xml version='1.0'?><policy><title>Travel Policy</title><booking lang='en'>{PARAGRAPH}</booking>"
+            f"<hotels><city name='Paris'>250 EUR</city><city name='Rome'>180 EUR</city></hotels></policy>").encode()
+
+
+# Page bodies: each breaks a word across its two lines with a hyphen.
+PDF_PAGES = [
+    ("Employees book travel through the portal and keep the infor-", "mation about every booking."),
+    ("Finance audits a sample of trips each quarter and files the docu-", "ments for seven years."),
+    ("Managers approve trips abroad and forward the confir-", "mation e-mails to the travel desk."),
+]
+
+
+def text_pdf(pages: int = 3, encrypt: str | None = None) -> bytes:
+    """A text PDF with a running header and footer, a hyphenated line break and a ruled table."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=A4, encrypt=encrypt)
+    pdf.setTitle("Travel Policy")
+    pdf.setAuthor("Jane Roe")
+    for page in range(1, pages + 1):
+        pdf.setFont("Helvetica", 9)
+        pdf.drawString(72, 800, "Example Corp - Internal")
+        pdf.drawString(72, 40, f"Page {page} of {pages}")
+        pdf.setFont("Helvetica", 11)
+        first, second = PDF_PAGES[(page - 1) % len(PDF_PAGES)]
+        pdf.drawString(72, 740, first)
+        pdf.drawString(72, 725, second)
+        if page == 1:
+            _ruled_table(pdf, RATES, top=680)
+        pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
+def _ruled_table(pdf, rows: list[list[str]], top: float) -> None:
+    height, widths, left = 18, [120, 120], 72
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            x, y = left + sum(widths[:c]), top - (r + 1) * height
+            pdf.rect(x, y, widths[c], height)
+            pdf.drawString(x + 4, y + 5, value)
+
+
+def _text_image(lines: list[str]):
+    from PIL import Image, ImageDraw, ImageFont
+    import reportlab
+
+    font = ImageFont.truetype(str(Path(reportlab.__file__).parent / "fonts" / "Vera.ttf"), 36)
+    image = Image.new("RGB", (1400, 120 + 60 * len(lines)), "white")
+    draw = ImageDraw.Draw(image)
+    for index, line in enumerate(lines):
+        draw.text((40, 40 + 60 * index), line, fill="black", font=font)
+    return image
+
+
+SCANNED_LINES = ["Scanned expense receipt", "Hotel Paris total 250 EUR"]
+
+
+def image(kind: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    _text_image(SCANNED_LINES).save(buffer, format=kind)
+    return buffer.getvalue()
+
+
+def scanned_pdf() -> bytes:
+    """An image-only PDF: the page is a picture of text, with no text layer."""
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer)
+    pdf.drawImage(ImageReader(_text_image(SCANNED_LINES)), 30, 500, width=540, height=110)
+    pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
+def zip_bomb_docx(unpacked_mb: int = 300) -> bytes:
+    """A DOCX whose document.xml inflates to ``unpacked_mb`` MB of zeros (a few hundred KB packed)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        with archive.open("word/document.xml", "w", force_zip64=True) as member:
+            chunk = b"\0" * (1024 * 1024)
+            for _ in range(unpacked_mb):
+                member.write(chunk)
+    return buffer.getvalue()
+
+
+def legacy_doc() -> bytes:
+    """An OLE compound file that is not an Outlook message (as a .doc would be)."""
+    return b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 4088
+
+
+# File name → bytes, for every supported format (the robustness run and the air-gap test).
+def every_format() -> dict[str, bytes]:
+    return {
+        "policy.md": markdown(), "policy.html": html(), "policy.txt": plain_text(), "policy.rst": rst(),
+        "policy.org": org(), "policy.docx": docx(), "policy.pptx": pptx(), "policy.odt": odt(),
+        "policy.rtf": rtf(), "policy.epub": epub(), "policy.eml": eml(), "rates.csv": csv_file(),
+        "rates.tsv": csv_file("\t"), "rates.xlsx": xlsx(), "policy.json": json_file(),
+        "rates.ndjson": ndjson(), "policy.xml": xml(), "policy.pdf": text_pdf(),
+        "scan.pdf": scanned_pdf(), "receipt.png": image("PNG"), "receipt.jpg": image("JPEG"),
+        "receipt.tiff": image("TIFF"),
+    }
+
+
+def hostile() -> dict[str, bytes]:
+    """Files that must each end as a ledger record with a reason, never a crash."""
+    pdf = text_pdf()
+    return {
+        "bomb.docx": zip_bomb_docx(),
+        "truncated.pdf": pdf[: len(pdf) // 3],
+        "truncated.docx": docx()[:2000],
+        "encrypted.pdf": text_pdf(encrypt="secret"),
+        "really-a-docx.pdf": docx(),
+        "song.mp3": b"ID3\x03\x00\x00\x00\x00\x0f\x76" + b"\xff\xfb\x90\x64" * 512,
+        "clip.mp4": b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\0" * 512,
+        "tool.exe": b"MZ\x90\x00\x03\x00\x00\x00" + b"\0" * 512,
+        "archive.zip": _plain_zip(),
+        "legacy.doc": legacy_doc(),
+        "binary.txt": bytes(range(256)) * 8,
+        "latin1.txt": "Caf\xe9 cr\xe8me".encode("latin-1"),
+        "empty.md": b"",
+        "broken.json": b'{"title": "Travel", ',
+        "laughs.xml": (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+                       b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]><lolz>&lol2;</lolz>'),
+    }
+
+
+def _plain_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("notes.txt", "hello")
+    return buffer.getvalue()
