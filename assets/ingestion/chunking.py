@@ -35,22 +35,26 @@ def chunk_document(
     pii_entities: dict[str, int],
     splitter,
     count_tokens: Callable[[str], int],
-    chunk_size: int,
+    chunk_size: int | None = None,
 ) -> list[dict[str, Any]]:
     """Split each run of blocks sharing a section (and page) on its own, so every chunk
     has one heading path and one page; number the chunks and attach the full payload.
 
     Tables are chunked on their own, by whole rows, with the header row repeated in each
-    chunk, so no chunk holds half a row or rows without their column names."""
+    chunk, so no chunk holds half a row or rows without their column names. ``chunk_size``
+    (tokens) bounds table chunks; by default the splitter's own size."""
+    table_budget = chunk_size or splitter._chunk_size  # langchain keeps the size private
     pieces: list[tuple[str, str, int | None]] = []
     for (section, page), blocks in groupby(document.blocks, key=lambda b: (b.section, b.page)):
         for is_table, run in groupby(blocks, key=lambda b: b.kind == "table"):
             if is_table:
-                texts = [part for block in run for part in split_table(block.text, chunk_size, count_tokens)]
+                texts = [part for block in run for part in split_table(block.text, table_budget, count_tokens)]
             else:
                 texts = splitter.split_text("\n\n".join(block.text for block in run))
             pieces += [(section, page, text) for text in texts if text.strip()]
     total = len(pieces)
+    # Only a near-duplicate carries the field, so filters can test for its presence.
+    marker = {"near_duplicate_of": document.near_duplicate_of} if document.near_duplicate_of else {}
     return [
         {
             "point_id": point_id(source, doc_id, index),
@@ -66,11 +70,11 @@ def chunk_document(
             "author": document.author,
             "page": page,
             "acl": document.acl,
-            "near_duplicate_of": document.near_duplicate_of,
             "pii_entities": pii_entities,
             "token_count": count_tokens(text),
             "index_version": index_version,
             "text": text,
+            **marker,
         }
         for index, (section, page, text) in enumerate(pieces)
     ]

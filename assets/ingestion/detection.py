@@ -80,7 +80,7 @@ def detect_content_type(name: PurePosixPath, data: bytes, limits: ParseLimits) -
     if kind is not None:
         if kind.mime in BINARY_TYPES:
             return kind.mime
-        raise quarantine(f"unsupported file type {kind.mime} (detected from content, .{kind.extension})")
+        raise quarantine(f"unsupported file type {name.suffix or '(none)'} (content is {kind.mime})")
     claimed = TEXT_EXTENSIONS.get(name.suffix.lower())
     if claimed:
         return claimed
