@@ -37,6 +37,9 @@ def _warm_up() -> None:
     from bs4 import BeautifulSoup  # noqa: F401
 
     from assets.ingestion import parsing  # noqa: F401
+    from assets.ingestion.cleaning import detect_language
+
+    detect_language("Loads the language model once, before any deadline runs.")
 
 
 class IsolatedParser:

@@ -1,0 +1,74 @@
+"""Hostile, corrupt, mislabelled and unsupported files: each a clear reason, never a crash;
+and the per-document parse timeout that really stops a runaway parser."""
+
+from __future__ import annotations
+
+import pytest
+
+from assets.ingestion.detection import ParseLimits
+from assets.ingestion.documents import DocumentRejected
+from assets.ingestion.isolation import IsolatedParser
+from assets.ingestion.parsing import parse_document
+from tests import format_fixtures as fx
+
+HOSTILE = fx.hostile()
+
+
+def rejection(name: str, data: bytes, **options) -> DocumentRejected:
+    with pytest.raises(DocumentRejected) as caught:
+        parse_document(f"file:///corpus/{name}", data, **options)
+    return caught.value
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("bomb.docx", "archive unpacks to 314,572,"),
+    ("truncated.pdf", "corrupt or truncated PDF"),
+    ("truncated.docx", "corrupt or truncated ZIP container"),
+    ("encrypted.pdf", "encrypted PDF (password required)"),
+    ("song.mp3", "unsupported file type .mp3 (content is audio/mpeg)"),
+    ("clip.mp4", "unsupported file type .mp4 (content is video/mp4)"),
+    ("tool.exe", "unsupported file type .exe (content is application/x-msdownload)"),
+    ("archive.zip", "a ZIP archive that is not an Office, ODT or EPUB document"),
+    ("legacy.doc", "OLE compound file"),
+    ("binary.txt", "binary content in a .txt file"),
+    ("latin1.txt", "not valid UTF-8 (byte 0xe9 at offset 3)"),
+    ("empty.md", "empty file (0 bytes)"),
+    ("broken.json", "invalid JSON"),
+    ("laughs.xml", "no text content"),  # entities are left unexpanded, so nothing explodes
+])
+def test_hostile_files_are_quarantined_with_a_reason(name, reason):
+    error = rejection(name, HOSTILE[name])
+    assert error.status == "quarantined"
+    assert reason in error.reason
+
+
+def test_wrong_extension_is_read_by_content():
+    document = parse_document("file:///corpus/really-a-docx.pdf", HOSTILE["really-a-docx.pdf"])
+    assert document.content_type == "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    assert document.title == "Travel Policy"
+
+
+def test_compression_ratio_and_page_limits():
+    ratio = rejection("policy.docx", fx.docx(), limits=ParseLimits(max_compression_ratio=1.5))
+    assert "compression ratio" in ratio.reason
+    pages = rejection("long.pdf", fx.text_pdf(pages=4), limits=ParseLimits(max_pages=3))
+    assert pages.reason == "PDF has 4 pages, above the limit of 3"
+
+
+def test_a_parse_past_its_deadline_is_stopped_and_the_next_document_still_parses():
+    """A CSV of a million rows takes many seconds to parse; past the 1 s deadline its worker
+    is killed and replaced, and the next document parses in the fresh worker."""
+    big_csv = ("id,name,comment\n" + "".join(f"{i},name {i},a comment for row {i}\n" for i in range(1_000_000))).encode()
+    with IsolatedParser(ParseLimits(timeout_s=1.0)) as parser:
+        with pytest.raises(DocumentRejected) as caught:
+            parser.parse("file:///corpus/big.csv", big_csv)
+        assert caught.value.status == "quarantined"
+        assert "parsing took longer than 1s and was stopped" in caught.value.reason
+        assert parser.parse("file:///corpus/policy.md", fx.markdown()).title == "Travel Policy"
+
+
+def test_worker_rejections_and_failures_keep_their_status():
+    with IsolatedParser(ParseLimits()) as parser:
+        with pytest.raises(DocumentRejected) as caught:
+            parser.parse("file:///corpus/empty.md", b"")
+    assert (caught.value.status, caught.value.reason) == ("quarantined", "empty file (0 bytes)")
