@@ -16,6 +16,8 @@ import numpy as np
 from assets.ingestion.documents import ParsedDocument, quarantine
 
 NUM_PERM = 128
+# Stored signatures are only comparable within one scheme, so it is named, never defaulted.
+SCHEME = "affine32"
 SHINGLE_WORDS = 5
 MODES = ("off", "mark", "skip")
 _WORD = re.compile(r"\w+")
@@ -27,7 +29,7 @@ def signature(text: str):
 
     words = _WORD.findall(text.lower())
     shingles = {" ".join(words[i:i + SHINGLE_WORDS]) for i in range(max(len(words) - SHINGLE_WORDS + 1, 1))}
-    minhash = MinHash(num_perm=NUM_PERM)
+    minhash = MinHash(num_perm=NUM_PERM, scheme=SCHEME)
     minhash.update_batch([shingle.encode() for shingle in shingles])
     return minhash
 
@@ -54,21 +56,24 @@ class NearDuplicateIndex:
         self._lsh = MinHashLSH(threshold=self.threshold, num_perm=NUM_PERM)
         self._doc_ids: dict[str, str] = {}
         for stored in self.known:
-            values = np.frombuffer(stored.hashvalues, dtype=np.uint64)
-            self._insert(stored.source, stored.doc_id, MinHash(num_perm=NUM_PERM, hashvalues=values))
+            values = np.frombuffer(stored.hashvalues, dtype=np.uint32)
+            self._insert(stored.source, stored.doc_id, MinHash(hashvalues=values, scheme=SCHEME))
 
     def review(self, source: str, doc_id: str, document: ParsedDocument) -> None:
-        """Set ``near_duplicate_of`` (mode ``mark``) or quarantine the document (``skip``)."""
+        """Set ``near_duplicate_of`` (mode ``mark``) or quarantine the document (``skip``).
+
+        A document whose exact content is already known is no near-duplicate: like its twin,
+        it goes the exact-duplicate way (embedded once, indexed at both sources)."""
         minhash = signature(document.text)
-        similar = [other for other in self._lsh.query(minhash)
-                   if other != source and self._doc_ids[other] != doc_id]
-        original = min(similar) if similar else None
+        similar = [other for other in self._lsh.query(minhash) if other != source]
+        exact_twin = any(self._doc_ids[other] == doc_id for other in similar)
+        original = None if exact_twin or not similar else min(similar)
         if original and self.mode == "skip":
             raise quarantine(f"near-duplicate of {original} (MinHash Jaccard >= {self.threshold}); "
                              "skipped by RAGPIPE_NEAR_DUPLICATES=skip")
         document.near_duplicate_of = original
         self._insert(source, doc_id, minhash)
-        self.added.append(StoredSignature(source, doc_id, minhash.hashvalues.astype(np.uint64).tobytes()))
+        self.added.append(StoredSignature(source, doc_id, minhash.hashvalues.astype(np.uint32).tobytes()))
 
     def _insert(self, source: str, doc_id: str, minhash) -> None:
         if source in self._doc_ids:
