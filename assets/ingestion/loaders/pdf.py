@@ -16,7 +16,6 @@ from assets.ingestion.tables import markdown_table
 def load_pdf(request: ParseRequest) -> ParsedDocument:
     import pdfplumber
     from pdfminer.pdfdocument import PDFPasswordIncorrect
-    from pdfminer.pdfparser import PDFSyntaxError
     from pdfplumber.utils.exceptions import PdfminerException
 
     try:
@@ -25,12 +24,11 @@ def load_pdf(request: ParseRequest) -> ParsedDocument:
                 raise quarantine(f"PDF has {len(pdf.pages):,} pages, above the limit of {request.limits.max_pages:,}")
             info = pdf.metadata or {}
             pages = [_page_content(page) for page in pdf.pages]
-    except PDFPasswordIncorrect:
-        raise quarantine("encrypted PDF (password required)") from None
-    except (PDFSyntaxError, PdfminerException) as error:
-        if isinstance(error.__cause__ or error.__context__, PDFPasswordIncorrect) or "password" in str(error).lower():
+    except PdfminerException as error:  # pdfplumber wraps pdfminer's own exceptions
+        cause = error.args[0] if error.args else error
+        if isinstance(cause, PDFPasswordIncorrect):
             raise quarantine("encrypted PDF (password required)") from None
-        raise quarantine(f"corrupt or truncated PDF ({type(error).__name__})") from None
+        raise quarantine(f"corrupt or truncated PDF ({cause})") from None
     texts = strip_running_lines([text for text, _ in pages])
     blocks = []
     for number, (text, (_, tables)) in enumerate(zip(texts, pages, strict=True), 1):
