@@ -72,3 +72,33 @@ def test_worker_rejections_and_failures_keep_their_status():
         with pytest.raises(DocumentRejected) as caught:
             parser.parse("file:///corpus/empty.md", b"")
     assert (caught.value.status, caught.value.reason) == ("quarantined", "empty file (0 bytes)")
+
+
+def test_the_ingest_job_indexes_good_files_and_records_bad_ones_with_reasons(tmp_path, capsys):
+    """Through the real job (forked parse worker, OCR engine resource, ledger): no crash,
+    every file indexed with chunks or recorded with its reason."""
+    import json
+    import shutil
+
+    from pipelines.cli import main
+    from resources.ledger import Ledger
+
+    files = {"policy.docx": fx.docx(), "rates.xlsx": fx.xlsx(), "scan.pdf": fx.scanned_pdf(),
+             "bomb.docx": HOSTILE["bomb.docx"], "song.mp3": HOSTILE["song.mp3"],
+             "encrypted.pdf": HOSTILE["encrypted.pdf"]}
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, data in files.items():
+        (corpus / name).write_bytes(data)
+    assert main(["ingest", "--json", "--source", str(corpus), "--data-dir", str(tmp_path / "data")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    rows = Ledger(url=f"sqlite:///{tmp_path / 'data' / 'ledger.sqlite'}").rows(summary["index_version"])
+    outcome = {source.rsplit("/", 1)[-1]: (row.status, row.chunk_count, row.reason) for source, row in rows.items()}
+    scan_expected = "indexed" if shutil.which("tesseract") else "quarantined"
+    assert {name: status for name, (status, _, _) in outcome.items()} == {
+        "policy.docx": "indexed", "rates.xlsx": "indexed", "scan.pdf": scan_expected,
+        "bomb.docx": "quarantined", "song.mp3": "quarantined", "encrypted.pdf": "quarantined",
+    }
+    assert all(count > 0 for status, count, _ in outcome.values() if status == "indexed")
+    assert all(reason for status, _, reason in outcome.values() if status != "indexed")
+    assert "zip bomb" in outcome["bomb.docx"][2]

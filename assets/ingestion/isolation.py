@@ -25,11 +25,18 @@ from assets.ingestion.documents import DocumentRejected, ParsedDocument, failure
 from assets.ingestion.parsing import parse_document
 
 
-def _parse_in_worker(source: str, data: bytes, limits: ParseLimits, ocr_spec) -> tuple[str, object]:
+_worker_ocr = None  # the OCR engine of this worker process, set by the pool's initializer
+
+
+def _use_ocr(engine) -> None:
+    global _worker_ocr
+    _worker_ocr = engine
+
+
+def _parse_in_worker(source: str, data: bytes, limits: ParseLimits) -> tuple[str, object]:
     """Runs in the worker. Returns plain data: library exceptions may not survive pickling."""
-    ocr = ocr_spec[0](**ocr_spec[1]) if ocr_spec else None
     try:
-        return "parsed", parse_document(source, data, limits=limits, ocr=ocr).to_dict()
+        return "parsed", parse_document(source, data, limits=limits, ocr=_worker_ocr).to_dict()
     except DocumentRejected as rejected:
         return rejected.status, rejected.reason
     except Exception as error:  # noqa: BLE001 - reported as the document's failure reason
@@ -50,15 +57,15 @@ class IsolatedParser:
     """``parse_document`` in a worker process with a per-document timeout (a context manager)."""
 
     def __init__(self, limits: ParseLimits, ocr=None):
-        # Dagster resources do not pickle: the worker rebuilds the OCR engine from its config.
-        self.limits, self._pool = limits, None
-        self._ocr_spec = (type(ocr), ocr.model_dump()) if ocr is not None else None
+        self.limits, self.ocr, self._pool = limits, ocr, None
 
     def __enter__(self) -> IsolatedParser:
         from pebble import ProcessPool
 
         _warm_up()
-        self._pool = ProcessPool(max_workers=1, context=multiprocessing.get_context("fork"))
+        # Forked, the worker gets the OCR resource as it is (Dagster resources do not pickle).
+        self._pool = ProcessPool(max_workers=1, initializer=_use_ocr, initargs=(self.ocr,),
+                                 context=multiprocessing.get_context("fork"))
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -68,7 +75,7 @@ class IsolatedParser:
     def parse(self, source: str, data: bytes) -> ParsedDocument:
         from pebble import ProcessExpired
 
-        future = self._pool.schedule(_parse_in_worker, args=(source, data, self.limits, self._ocr_spec),
+        future = self._pool.schedule(_parse_in_worker, args=(source, data, self.limits),
                                      timeout=self.limits.timeout_s)
         try:
             status, value = future.result()
