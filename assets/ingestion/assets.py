@@ -19,7 +19,6 @@ from dagster import (
 
 from assets.ingestion import stages
 from assets.ingestion.changes import CHANGE_CLASSES, expected_point_count
-from assets.ingestion.near_duplicates import NearDuplicateIndex, StoredSignature
 from resources.embedders import Embedder
 from resources.ledger import Ledger, LedgerRow
 from resources.ocr import OcrEngine
@@ -130,19 +129,10 @@ def clean_documents(context: AssetExecutionContext, raw_documents: Manifest, sta
     started = time.monotonic()
     version = raw_documents.extra["index_version"]
     writer = staging.writer("clean_documents", context.run_id)
-    near_duplicates = None
-    if ingestion_settings.near_duplicates != "off":
-        near_duplicates = NearDuplicateIndex(
-            ingestion_settings.near_duplicates, ingestion_settings.near_duplicate_threshold,
-            known=[StoredSignature(*row) for row in ledger.signatures(version)],
-        )
-    report, rejections = stages.clean_stage(staging.read(raw_documents), writer,
-                                            stages.parse_limits(ingestion_settings), ocr, near_duplicates)
-    if near_duplicates is not None:
-        ledger.save_signatures(version, [(s.source, s.doc_id, s.hashvalues) for s in near_duplicates.added])
+    report, rejections = stages.clean_stage(staging.read(raw_documents), writer, ingestion_settings, ocr,
+                                            ledger, version)
     writer.manifest.extra.update(raw_documents.extra)
-    return _finish(context, writer.manifest, report, started, ledger,
-                   raw_documents.extra["index_version"], rejections)
+    return _finish(context, writer.manifest, report, started, ledger, version, rejections)
 
 
 @asset(

@@ -19,7 +19,6 @@ NUM_PERM = 128
 # Stored signatures are only comparable within one scheme, so it is named, never defaulted.
 SCHEME = "affine32"
 SHINGLE_WORDS = 5
-MODES = ("off", "mark", "skip")
 _WORD = re.compile(r"\w+")
 
 

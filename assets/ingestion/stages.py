@@ -26,7 +26,7 @@ from assets.ingestion.documents import (
 )
 from assets.ingestion.detection import ParseLimits
 from assets.ingestion.isolation import IsolatedParser
-from assets.ingestion.near_duplicates import NearDuplicateIndex
+from assets.ingestion.near_duplicates import NearDuplicateIndex, StoredSignature
 from assets.screening.pii import redact_pii, redacted_preview
 from assets.screening.poisoning import SCREENING_VERSION
 from assets.screening.screen import screen_document
@@ -169,14 +169,14 @@ def _carry(record: dict[str, Any]) -> dict[str, Any]:
     return {key: record[key] for key in keys}
 
 
-def parse_limits(settings) -> ParseLimits:
-    return ParseLimits(max_pages=settings.max_pages, timeout_s=settings.parse_timeout_s)
-
-
-def clean_stage(records, writer: BatchWriter, limits: ParseLimits, ocr=None,
-                near_duplicates: NearDuplicateIndex | None = None) -> tuple[StageReport, list[LedgerRow]]:
+def clean_stage(records, writer: BatchWriter, settings, ocr, ledger, version: str) -> tuple[StageReport, list[LedgerRow]]:
     """Parse each document in an isolated worker (see ``isolation``), then mark or skip it
-    if it nearly duplicates an indexed document."""
+    if it nearly duplicates an indexed document (signatures are kept in the ledger)."""
+    near_duplicates = None
+    if settings.near_duplicates != "off":
+        known = [StoredSignature(*row) for row in ledger.signatures(version)]
+        near_duplicates = NearDuplicateIndex(settings.near_duplicates, settings.near_duplicate_threshold, known)
+    limits = ParseLimits(max_pages=settings.max_pages, timeout_s=settings.parse_timeout_s)
     marked = Counter()
     with IsolatedParser(limits, ocr) as parser:
         def parse(record):
@@ -187,6 +187,8 @@ def clean_stage(records, writer: BatchWriter, limits: ParseLimits, ocr=None,
             return [{**_carry(record), "document": document.to_dict()}]
 
         report, rejections = _map_documents(records, writer, parse)
+    if near_duplicates is not None:
+        ledger.save_signatures(version, [(s.source, s.doc_id, s.hashvalues) for s in near_duplicates.added])
     report.counts.update(marked)
     return report, rejections
 
