@@ -59,7 +59,7 @@ def test_a_parse_past_its_deadline_is_stopped_and_the_next_document_still_parses
     """A CSV of a million rows takes many seconds to parse; past the 1 s deadline its worker
     is killed and replaced, and the next document parses in the fresh worker."""
     big_csv = ("id,name,comment\n" + "".join(f"{i},name {i},a comment for row {i}\n" for i in range(1_000_000))).encode()
-    with IsolatedParser(ParseLimits(timeout_s=1.0)) as parser:
+    with IsolatedParser(parse_document, timeout_s=1.0) as parser:
         with pytest.raises(DocumentRejected) as caught:
             parser.parse("file:///corpus/big.csv", big_csv)
         assert caught.value.status == "quarantined"
@@ -68,10 +68,18 @@ def test_a_parse_past_its_deadline_is_stopped_and_the_next_document_still_parses
 
 
 def test_worker_rejections_and_failures_keep_their_status():
-    with IsolatedParser(ParseLimits()) as parser:
-        with pytest.raises(DocumentRejected) as caught:
+    def parse_or_crash(source, data):
+        if source.endswith("crash.md"):
+            raise OSError("disk read error")
+        return parse_document(source, data)
+
+    with IsolatedParser(parse_or_crash, timeout_s=60) as parser:
+        with pytest.raises(DocumentRejected) as empty:
             parser.parse("file:///corpus/empty.md", b"")
-    assert (caught.value.status, caught.value.reason) == ("quarantined", "empty file (0 bytes)")
+        with pytest.raises(DocumentRejected) as crash:
+            parser.parse("file:///corpus/crash.md", b"# Fine")
+    assert (empty.value.status, empty.value.reason) == ("quarantined", "empty file (0 bytes)")
+    assert (crash.value.status, crash.value.reason) == ("failed", "OSError: disk read error")
 
 
 def test_the_ingest_job_indexes_good_files_and_records_bad_ones_with_reasons(tmp_path, capsys):

@@ -135,10 +135,10 @@ def test_bad_inputs_become_ledger_records_and_the_rest_is_indexed(ingest, settin
 
     real_parse = stages.parse_document
 
-    def parse_or_raise(source, data):
+    def parse_or_raise(source, data, **options):
         if source.endswith("explodes.md"):
             raise RuntimeError("loader crashed")
-        return real_parse(source, data)
+        return real_parse(source, data, **options)
 
     monkeypatch.setattr(stages, "parse_document", parse_or_raise)
     limited = replace(settings, max_document_bytes=100_000, failure_budget=0.5)
@@ -167,10 +167,10 @@ def test_failure_budget_fails_the_run_after_recording_every_result(ingest, setti
 
     real_parse = stages.parse_document
 
-    def parse_some(source, data):
+    def parse_some(source, data, **options):
         if source.endswith(".txt"):
             raise OSError("disk read error")
-        return real_parse(source, data)
+        return real_parse(source, data, **options)
 
     monkeypatch.setattr(stages, "parse_document", parse_some)
     summary = ingest()

@@ -7,36 +7,36 @@ worker killed (SIGTERM, then SIGKILL) and a fresh worker takes the next document
 
 Workers are forked, and reused between documents. A spawned worker would first re-import
 the run's main module and Dagster (3-5 s per stage, a third of the ingestion time of a
-small corpus); a forked one starts in milliseconds with the parsers already imported. The
-worker runs only parsing code, never Dagster's, and the locks Python itself holds (imports,
-logging) are reset in the child; a child that still hung would meet the deadline like any
-runaway parse. Forked workers also inherit whatever the parent patched (the air-gap test's
-socket guard covers them).
+small corpus); a forked one starts in milliseconds with the parsers already imported, and
+receives the parse function as it is, closures and Dagster resources included (they do not
+pickle). The worker runs only parsing code, never Dagster's, and the locks Python itself
+holds (imports, logging) are reset in the child; a child that still hung would meet the
+deadline like any runaway parse. Forked workers also inherit whatever the parent patched
+(the air-gap test's socket guard covers them).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from assets.ingestion.cleaning import detect_language
-from assets.ingestion.detection import ParseLimits
 from assets.ingestion.documents import DocumentRejected, ParsedDocument, failure_reason, quarantine
-from assets.ingestion.parsing import parse_document
+
+Parse = Callable[[str, bytes], ParsedDocument]
+_worker_parse: Parse | None = None  # this worker's parse function, set by the pool's initializer
 
 
-_worker_ocr = None  # the OCR engine of this worker process, set by the pool's initializer
+def _set_parse(parse: Parse) -> None:
+    global _worker_parse
+    _worker_parse = parse
 
 
-def _use_ocr(engine) -> None:
-    global _worker_ocr
-    _worker_ocr = engine
-
-
-def _parse_in_worker(source: str, data: bytes, limits: ParseLimits) -> tuple[str, object]:
+def _parse_in_worker(source: str, data: bytes) -> tuple[str, object]:
     """Runs in the worker. Returns plain data: library exceptions may not survive pickling."""
     try:
-        return "parsed", parse_document(source, data, limits=limits, ocr=_worker_ocr).to_dict()
+        return "parsed", _worker_parse(source, data).to_dict()
     except DocumentRejected as rejected:
         return rejected.status, rejected.reason
     except Exception as error:  # noqa: BLE001 - reported as the document's failure reason
@@ -54,17 +54,17 @@ def _warm_up() -> None:
 
 
 class IsolatedParser:
-    """``parse_document`` in a worker process with a per-document timeout (a context manager)."""
+    """Runs ``parse(source, data)`` in a worker process, stopped after ``timeout_s`` seconds
+    per document (a context manager)."""
 
-    def __init__(self, limits: ParseLimits, ocr=None):
-        self.limits, self.ocr, self._pool = limits, ocr, None
+    def __init__(self, parse: Parse, timeout_s: float):
+        self.parse_function, self.timeout_s, self._pool = parse, timeout_s, None
 
     def __enter__(self) -> IsolatedParser:
         from pebble import ProcessPool
 
         _warm_up()
-        # Forked, the worker gets the OCR resource as it is (Dagster resources do not pickle).
-        self._pool = ProcessPool(max_workers=1, initializer=_use_ocr, initargs=(self.ocr,),
+        self._pool = ProcessPool(max_workers=1, initializer=_set_parse, initargs=(self.parse_function,),
                                  context=multiprocessing.get_context("fork"))
         return self
 
@@ -75,13 +75,12 @@ class IsolatedParser:
     def parse(self, source: str, data: bytes) -> ParsedDocument:
         from pebble import ProcessExpired
 
-        future = self._pool.schedule(_parse_in_worker, args=(source, data, self.limits),
-                                     timeout=self.limits.timeout_s)
+        future = self._pool.schedule(_parse_in_worker, args=(source, data), timeout=self.timeout_s)
         try:
             status, value = future.result()
         except FutureTimeout:
             raise quarantine(
-                f"parsing took longer than {self.limits.timeout_s:g}s and was stopped "
+                f"parsing took longer than {self.timeout_s:g}s and was stopped "
                 "(raise RAGPIPE_PARSE_TIMEOUT if the file is legitimately slow)"
             ) from None
         except ProcessExpired as error:

@@ -27,6 +27,7 @@ from assets.ingestion.documents import (
 from assets.ingestion.detection import ParseLimits
 from assets.ingestion.isolation import IsolatedParser
 from assets.ingestion.near_duplicates import NearDuplicateIndex, StoredSignature
+from assets.ingestion.parsing import parse_document
 from assets.screening.pii import redact_pii, redacted_preview
 from assets.screening.poisoning import SCREENING_VERSION
 from assets.screening.screen import screen_document
@@ -178,7 +179,11 @@ def clean_stage(records, writer: BatchWriter, settings, ocr, ledger, version: st
         near_duplicates = NearDuplicateIndex(settings.near_duplicates, settings.near_duplicate_threshold, known)
     limits = ParseLimits(max_pages=settings.max_pages, timeout_s=settings.parse_timeout_s)
     marked = Counter()
-    with IsolatedParser(limits, ocr) as parser:
+
+    def parse_one(source: str, data: bytes) -> ParsedDocument:
+        return parse_document(source, data, limits=limits, ocr=ocr)
+
+    with IsolatedParser(parse_one, limits.timeout_s) as parser:
         def parse(record):
             document = parser.parse(record["source"], base64.b64decode(record["content_b64"]))
             if near_duplicates is not None:
