@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 DATA_DIR ?= .rag_data
 STAMP := $(VENV)/.installed
 
-# Debian packages the tests use: a real PostgreSQL for the ledger, Chromium for the UI test.
-SYSTEM_PACKAGES := postgresql chromium
+# Debian packages the tests use: a real PostgreSQL for the ledger, Chromium for the UI test,
+# Tesseract for OCR of scanned PDFs and images.
+SYSTEM_PACKAGES := postgresql chromium tesseract-ocr tesseract-ocr-eng
 
 .PHONY: install system-packages demo test ui clean
 
