@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import zipfile
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -137,6 +139,69 @@ def eml() -> bytes:
     return bytes(message)
 
 
+def msg() -> bytes:
+    """An Outlook .msg: MAPI properties (MS-OXMSG) in an OLE compound file."""
+    headers = ("From: Jane Roe <jane@example.com>\r\nTo: all-staff@example.com\r\n"
+               "Subject: New travel policy\r\nDate: Mon, 02 Mar 2026 09:30:00 +0000\r\n")
+    strings = {0x0037: "New travel policy", 0x1000: f"Hello all,\n\n{PARAGRAPH}\n\n{HOTEL}\n",
+               0x0C1A: "Jane Roe", 0x0C1F: "jane@example.com", 0x007D: headers}
+    unicode, readable_writable = 0x001F, 6
+    entries = b"".join(struct.pack("<IIII", (pid << 16) | unicode, readable_writable, len(text.encode("utf-16-le")) + 2, 0)
+                       for pid, text in strings.items())
+    sent = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    filetime = int((sent.timestamp() + 11_644_473_600) * 10_000_000)  # 100 ns ticks since 1601
+    entries += struct.pack("<IIQ", (0x0039 << 16) | 0x0040, readable_writable, filetime)  # client submit time
+    streams = {"__properties_version1.0": b"\0" * 32 + entries}
+    streams.update({f"__substg1.0_{pid:04X}001F": text.encode("utf-16-le") for pid, text in strings.items()})
+    return _compound_file(streams)
+
+
+def _compound_file(streams: dict[str, bytes]) -> bytes:
+    """A minimal MS-CFB v3 file: a root storage of small streams, all kept in the mini stream
+    (each is under the 4096-byte cutoff), one FAT sector. No Python library writes these."""
+    sector, mini = 512, 64
+    end, free, fat_sector, no_stream = 0xFFFFFFFE, 0xFFFFFFFF, 0xFFFFFFFD, 0xFFFFFFFF
+    names = sorted(streams, key=lambda name: (len(name), name.upper()))
+    mini_stream, mini_fat, starts = b"", [], {}
+    for name in names:
+        data = streams[name]
+        count = max(1, -(-len(data) // mini))
+        starts[name] = len(mini_stream) // mini
+        mini_fat += [starts[name] + i + 1 for i in range(count - 1)] + [end]
+        mini_stream += data.ljust(count * mini, b"\0")
+
+    def sectors(data: bytes) -> bytes:
+        return data.ljust(-(-len(data) // sector) * sector, b"\0")
+
+    def chain(first: int, count: int) -> list[int]:
+        return [first + i + 1 for i in range(count - 1)] + [end]
+
+    def entry(name: str, kind: int, right: int, child: int, start: int, size: int) -> bytes:
+        encoded = (name + "\0").encode("utf-16-le")
+        return struct.pack("<64sHBBIII16sIQQIQ", encoded, len(encoded), kind, 1, no_stream, right, child,
+                           b"\0" * 16, 0, 0, 0, start, size)
+
+    mini_fat += [free] * (-len(mini_fat) % (sector // 4))
+    mini_fat_bytes = struct.pack(f"<{len(mini_fat)}I", *mini_fat)
+    container = sectors(mini_stream)
+    dir_count = -(-(len(names) + 1) // 4)
+    fat_count_mini, container_count = len(mini_fat_bytes) // sector, len(container) // sector
+    first_mini_fat, first_container = 1 + dir_count, 1 + dir_count + fat_count_mini
+    directory = entry("Root Entry", 5, no_stream, 1, first_container, len(mini_stream))
+    for index, name in enumerate(names, 1):
+        right = index + 1 if index < len(names) else no_stream
+        directory += entry(name, 2, right, no_stream, starts[name], len(streams[name]))
+    unused = struct.pack("<64sHBBIII16sIQQIQ", b"", 0, 0, 0, no_stream, no_stream, no_stream, b"\0" * 16, 0, 0, 0, 0, 0)
+    directory += unused * (dir_count * 4 - len(names) - 1)
+    fat = [fat_sector] + chain(1, dir_count) + chain(first_mini_fat, fat_count_mini) + chain(first_container, container_count)
+    assert len(fat) <= sector // 4
+    fat_bytes = struct.pack(f"<{sector // 4}I", *(fat + [free] * (sector // 4 - len(fat))))
+    header = struct.pack("<8s16sHHHHH6sIIIIIIIII", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", b"\0" * 16, 0x3E, 3, 0xFFFE,
+                         9, 6, b"\0" * 6, 0, 1, 1, 0, 4096, first_mini_fat, fat_count_mini, end, 0)
+    header += struct.pack("<109I", 0, *([free] * 108))
+    return header + fat_bytes + directory + mini_fat_bytes + container
+
+
 def csv_file(delimiter: str = ",") -> bytes:
     return "\n".join(delimiter.join(row) for row in RATES).encode() + b"\n"
 
@@ -258,8 +323,8 @@ def zip_bomb_docx(unpacked_mb: int = 300) -> bytes:
 
 
 def legacy_doc() -> bytes:
-    """An OLE compound file that is not an Outlook message (as a .doc would be)."""
-    return b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 4088
+    """An OLE compound file that is not an Outlook message, as a Word 97 .doc is."""
+    return _compound_file({"WordDocument": b"\xec\xa5" + b"\0" * 510})
 
 
 # File name → bytes, for every supported format (the robustness run and the air-gap test).
@@ -267,7 +332,7 @@ def every_format() -> dict[str, bytes]:
     return {
         "policy.md": markdown(), "policy.html": html(), "policy.txt": plain_text(), "policy.rst": rst(),
         "policy.org": org(), "policy.docx": docx(), "policy.pptx": pptx(), "policy.odt": odt(),
-        "policy.rtf": rtf(), "policy.epub": epub(), "policy.eml": eml(), "rates.csv": csv_file(),
+        "policy.rtf": rtf(), "policy.epub": epub(), "policy.eml": eml(), "notice.msg": msg(), "rates.csv": csv_file(),
         "rates.tsv": csv_file("\t"), "rates.xlsx": xlsx(), "policy.json": json_file(),
         "rates.ndjson": ndjson(), "policy.xml": xml(), "policy.pdf": text_pdf(),
         "scan.pdf": scanned_pdf(), "receipt.png": image("PNG"), "receipt.jpg": image("JPEG"),
@@ -289,6 +354,7 @@ def hostile() -> dict[str, bytes]:
         "tool.exe": b"MZ\x90\x00\x03\x00\x00\x00" + b"\0" * 512,
         "archive.zip": _plain_zip(),
         "legacy.doc": legacy_doc(),
+        "truncated.msg": msg()[:1500],
         "binary.txt": bytes(range(256)) * 8,
         "latin1.txt": "Caf\xe9 cr\xe8me".encode("latin-1"),
         "empty.md": b"",

@@ -87,6 +87,15 @@ def test_eml_headers_give_title_author_and_date():
     assert "corporate portal" in document.text and "Subject: New travel policy" in document.text
 
 
+def test_msg_properties_give_title_author_and_date():
+    document = parse("notice.msg", fx.msg())
+    assert document.content_type == "application/vnd.ms-outlook"
+    assert document.title == "New travel policy"
+    assert document.author == "Jane Roe <jane@example.com>"
+    assert document.date == "2026-03-02"
+    assert "corporate portal" in document.text and "cap depends on the city" in document.text
+
+
 @pytest.mark.parametrize(("name", "data", "content_type"), [
     ("rates.csv", fx.csv_file(), "text/csv"),
     ("rates.tsv", fx.csv_file("\t"), "text/tab-separated-values"),
