@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from assets.ingestion.detection import ParseLimits
+from assets.ingestion.limits import ParseLimits
 from assets.ingestion.documents import DocumentRejected
 from assets.ingestion.isolation import IsolatedParser
 from assets.ingestion.parsing import parse_document

@@ -12,23 +12,12 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import filetype
 
 from assets.ingestion.documents import quarantine
-
-
-@dataclass(frozen=True)
-class ParseLimits:
-    """Bounds on what one document may cost to parse."""
-
-    max_pages: int = 2000
-    max_unpacked_bytes: int = 256 * 1024 * 1024
-    max_compression_ratio: float = 200.0
-    max_archive_members: int = 10_000
-    timeout_s: float = 120.0
+from assets.ingestion.limits import ParseLimits
 
 
 TEXT_EXTENSIONS = {

@@ -12,7 +12,8 @@ from pathlib import PurePosixPath
 from urllib.parse import unquote, urlparse
 
 from assets.ingestion.cleaning import clean_text, detect_language
-from assets.ingestion.detection import ParseLimits, detect_content_type
+from assets.ingestion.detection import detect_content_type
+from assets.ingestion.limits import ParseLimits
 from assets.ingestion.documents import Block, ParsedDocument, quarantine
 from assets.ingestion.loaders import LOADERS, ParseRequest
 

@@ -24,7 +24,7 @@ from assets.ingestion.documents import (
     index_version,
     point_id,
 )
-from assets.ingestion.detection import ParseLimits
+from assets.ingestion.limits import ParseLimits
 from assets.ingestion.isolation import IsolatedParser
 from assets.ingestion.near_duplicates import NearDuplicateIndex, StoredSignature
 from assets.ingestion.parsing import parse_document

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from assets.ingestion.detection import ParseLimits
+from assets.ingestion.limits import ParseLimits
 from assets.ingestion.documents import ParsedDocument
 
 
@@ -44,4 +44,4 @@ def loader(*content_types: str) -> Callable[[Loader], Loader]:
     return register
 
 
-from assets.ingestion.loaders import email, images, markup, office, pdf, structured  # noqa: E402,F401  (registers)
+from assets.ingestion.loaders import images, markup, messages, office, pdf, structured  # noqa: E402,F401  (registers)
