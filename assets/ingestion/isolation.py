@@ -5,7 +5,8 @@ interrupted from a thread, and one that segfaults or exhausts memory takes its p
 it. So documents are parsed in a pebble process pool: a task past its deadline has its
 worker killed (SIGTERM, then SIGKILL) and a fresh worker takes the next document.
 
-Workers are forked, and reused between documents. A spawned worker would first re-import
+Two workers parse side by side (the stage schedules a whole batch before awaiting the
+first result); each is forked, and reused between documents. A spawned worker would first re-import
 the run's main module and Dagster (3-5 s per stage, a third of the ingestion time of a
 small corpus); a forked one starts in milliseconds with the parsers already imported, and
 receives the parse function as it is, closures and Dagster resources included (they do not
@@ -18,13 +19,16 @@ deadline like any runaway parse. Forked workers also inherit whatever the parent
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from assets.ingestion.cleaning import detect_language
 from assets.ingestion.documents import DocumentRejected, ParsedDocument, failure_reason, quarantine
 
 Parse = Callable[[str, bytes], ParsedDocument]
+WORKERS = min(2, os.cpu_count() or 1)
 _worker_parse: Parse | None = None  # this worker's parse function, set by the pool's initializer
 
 
@@ -54,8 +58,8 @@ def _warm_up() -> None:
 
 
 class IsolatedParser:
-    """Runs ``parse(source, data)`` in a worker process, stopped after ``timeout_s`` seconds
-    per document (a context manager)."""
+    """Runs ``parse(source, data)`` in worker processes, each document stopped after
+    ``timeout_s`` seconds of parsing (a context manager)."""
 
     def __init__(self, parse: Parse, timeout_s: float):
         self.parse_function, self.timeout_s, self._pool = parse, timeout_s, None
@@ -64,7 +68,7 @@ class IsolatedParser:
         from pebble import ProcessPool
 
         _warm_up()
-        self._pool = ProcessPool(max_workers=1, initializer=_set_parse, initargs=(self.parse_function,),
+        self._pool = ProcessPool(max_workers=WORKERS, initializer=_set_parse, initargs=(self.parse_function,),
                                  context=multiprocessing.get_context("fork"))
         return self
 
@@ -73,9 +77,16 @@ class IsolatedParser:
         self._pool.join()
 
     def parse(self, source: str, data: bytes) -> ParsedDocument:
+        return self.result(self.schedule(source, data))
+
+    def schedule(self, source: str, data: bytes) -> Future:
+        """Queue a document; its deadline starts when a worker picks it up."""
+        return self._pool.schedule(_parse_in_worker, args=(source, data), timeout=self.timeout_s)
+
+    def result(self, future: Future) -> ParsedDocument:
+        """The parsed document, or ``DocumentRejected`` with the reason it was not."""
         from pebble import ProcessExpired
 
-        future = self._pool.schedule(_parse_in_worker, args=(source, data), timeout=self.timeout_s)
         try:
             status, value = future.result()
         except FutureTimeout:

@@ -183,15 +183,24 @@ def clean_stage(records, writer: BatchWriter, settings, ocr, ledger, version: st
     def parse_one(source: str, data: bytes) -> ParsedDocument:
         return parse_document(source, data, limits=limits, ocr=ocr)
 
+    pending: dict[str, Any] = {}
     with IsolatedParser(parse_one, limits.timeout_s) as parser:
+        def scheduled(batches):
+            """Hand a whole batch to the workers before its first document is awaited."""
+            for batch in batches:
+                for record in batch:
+                    pending[record["source"]] = parser.schedule(record["source"],
+                                                                base64.b64decode(record["content_b64"]))
+                yield batch
+
         def parse(record):
-            document = parser.parse(record["source"], base64.b64decode(record["content_b64"]))
+            document = parser.result(pending.pop(record["source"]))
             if near_duplicates is not None:
                 near_duplicates.review(record["source"], record["doc_id"], document)
                 marked["near_duplicates_marked"] += document.near_duplicate_of is not None
             return [{**_carry(record), "document": document.to_dict()}]
 
-        report, rejections = _map_documents(records, writer, parse)
+        report, rejections = _map_documents(scheduled(records), writer, parse)
     if near_duplicates is not None:
         ledger.save_signatures(version, [(s.source, s.doc_id, s.hashvalues) for s in near_duplicates.added])
     report.counts.update(marked)
