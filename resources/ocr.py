@@ -11,6 +11,7 @@ import io
 import re
 import shutil
 import time
+from itertools import islice
 from typing import Protocol
 
 from dagster import ConfigurableResource
@@ -60,7 +61,7 @@ def _image_frames(data: bytes, max_pages: int):
 
     try:
         image = Image.open(io.BytesIO(data))
-        frames = [frame.convert("RGB") for _, frame in zip(range(max_pages), ImageSequence.Iterator(image))]
+        frames = [frame.convert("RGB") for frame in islice(ImageSequence.Iterator(image), max_pages)]
     except Image.DecompressionBombError:
         raise quarantine("image is too large to decode (decompression bomb limit)") from None
     except (UnidentifiedImageError, OSError) as error:

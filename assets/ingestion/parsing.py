@@ -26,7 +26,10 @@ def default_title(source: str) -> str:
     return re.sub(r"[-_]+", " ", source_name(source).stem).strip().capitalize()
 
 
-def parse_document(source: str, data: bytes, *, limits: ParseLimits = ParseLimits(), ocr=None) -> ParsedDocument:
+DEFAULT_LIMITS = ParseLimits()
+
+
+def parse_document(source: str, data: bytes, *, limits: ParseLimits = DEFAULT_LIMITS, ocr=None) -> ParsedDocument:
     """Parse and clean one document. ``ocr`` is an ``OcrEngine`` for scans, or ``None``."""
     if not data:
         raise quarantine("empty file (0 bytes)")

@@ -52,12 +52,10 @@ def _header_date(value) -> str | None:
 def load_msg(request: ParseRequest) -> ParsedDocument:
     elements = partitioner("msg", "partition_msg")(file=io.BytesIO(request.data))
     blocks, _ = blocks_from_elements(elements)
-    metadata = elements[0].metadata if elements else None
-    sent_from = metadata.sent_from if metadata else None
-    return ParsedDocument(
-        title=(metadata.subject if metadata else None) or request.fallback_title,
-        content_type=MSG,
-        blocks=blocks,
-        author=", ".join(sent_from) if sent_from else None,
-        date=(metadata.last_modified or "")[:10] or None if metadata else None,
-    )
+    document = ParsedDocument(title=request.fallback_title, content_type=MSG, blocks=blocks)
+    if elements:  # every element carries the message's headers
+        headers = elements[0].metadata
+        document.title = headers.subject or document.title
+        document.author = ", ".join(headers.sent_from) if headers.sent_from else None
+        document.date = headers.last_modified[:10] if headers.last_modified else None
+    return document
