@@ -21,6 +21,12 @@ _ENV = {
     "max_document_bytes": "RAGPIPE_MAX_DOCUMENT_BYTES",
     "failure_budget": "RAGPIPE_FAILURE_BUDGET",
     "allow_empty_source": "RAGPIPE_ALLOW_EMPTY_SOURCE",
+    "poisoning_threshold": "RAGPIPE_POISONING_THRESHOLD",
+    "screening_config": "RAGPIPE_SCREENING_CONFIG",
+    "spacy_model_path": "RAGPIPE_SPACY_MODEL_PATH",
+    "quarantine_rate_warn": "RAGPIPE_QUARANTINE_RATE_WARN",
+    "azure_language_endpoint": "RAGPIPE_AZURE_LANGUAGE_ENDPOINT",
+    "content_safety_endpoint": "RAGPIPE_CONTENT_SAFETY_ENDPOINT",
 }
 
 
@@ -39,6 +45,12 @@ class Settings:
     max_document_bytes: int = 50 * 1024 * 1024
     failure_budget: float = 0.05
     allow_empty_source: bool = False
+    poisoning_threshold: float = 0.8
+    screening_config: str = ""
+    spacy_model_path: str = ""
+    quarantine_rate_warn: float = 0.01
+    azure_language_endpoint: str = ""
+    content_safety_endpoint: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
