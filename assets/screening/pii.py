@@ -146,6 +146,30 @@ def _offline_email_recognizer():
     return OfflineEmailRecognizer()
 
 
+def _credit_card_recognizer():
+    """Presidio's credit-card recognizer (Luhn-checked) plus Mastercard's 2-series BINs
+    (2221-2720, issued since 2017), which its patterns predate."""
+    from presidio_analyzer import Pattern
+    from presidio_analyzer.predefined_recognizers import CreditCardRecognizer
+
+    two_series = Pattern(
+        "mastercard_2_series",
+        r"\b2(?:22[1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)[- ]?\d{4}[- ]?\d{4}[- ]?\d{4}\b",
+        0.3,
+    )
+    return CreditCardRecognizer(patterns=[*CreditCardRecognizer.PATTERNS, two_series])
+
+
+def _resolve_overlaps(found: list[Detection]) -> list[Detection]:
+    """One entity per span: the highest score wins, then the longer span (an IBAN over
+    the card-like digits inside it, an SSN over the phone-like reading of it)."""
+    kept: list[Detection] = []
+    for candidate in sorted(found, key=lambda d: (-d.score, d.start - d.end)):
+        if not any(candidate.start < k.end and k.start < candidate.end for k in kept):
+            kept.append(candidate)
+    return sorted(kept, key=lambda d: d.start)
+
+
 def _pattern_recognizer(custom: CustomRecognizer):
     from presidio_analyzer import Pattern, PatternRecognizer
 
@@ -171,6 +195,8 @@ class PiiEngine:
         registry.load_predefined_recognizers(languages=[_LANGUAGE], nlp_engine=nlp_engine)
         registry.remove_recognizer("EmailRecognizer")
         registry.add_recognizer(_offline_email_recognizer())
+        registry.remove_recognizer("CreditCardRecognizer")
+        registry.add_recognizer(_credit_card_recognizer())
         for custom in config.custom_recognizers:
             registry.add_recognizer(_pattern_recognizer(custom))
         self._analyzer = AnalyzerEngine(
@@ -183,13 +209,15 @@ class PiiEngine:
 
     def detect(self, text: str) -> list[Detection]:
         results = self._analyzer.analyze(text=text, language=_LANGUAGE, entities=self._entities)
-        return [Detection(r.entity_type, r.start, r.end, r.score) for r in results]
+        return _resolve_overlaps([Detection(r.entity_type, r.start, r.end, r.score) for r in results])
 
     def anonymize(self, text: str, external: Iterable[Detection] = ()) -> PiiResult:
         """Apply each entity's action to Presidio's findings plus any external ones."""
         from presidio_anonymizer.entities import RecognizerResult
 
-        found = [*self.detect(text), *(d for d in external if d.score >= self.config.score_threshold)]
+        found = _resolve_overlaps(
+            [*self.detect(text), *(d for d in external if d.score >= self.config.score_threshold)]
+        )
         if not found:
             return PiiResult(text, Counter(), set())
         results = [RecognizerResult(d.entity, d.start, d.end, d.score) for d in found]

@@ -71,7 +71,7 @@ RULES = (
         r"<\|(?:im_start|im_end|system|assistant|user|endoftext)\|>|\[/?INST\]|<<\s*/?SYS\s*>>|</?(?:system|assistant)>"
         r"|(?:^|\n)\s*(?:#{1,3}\s*)?(?:system|assistant|developer)\s*(?:message|prompt)?\s*:\s*"
         r"(?:you|ignore|disregard|from now|new|the user|as an ai|i am|i will|sure|okay|override)\b"
-        r"|(?:^|\n)\s*#{2,3}\s*(?:instruction|system)s?\s*:?\s*$",
+        r"|#{3}\s*(?:instruction|response|system prompt)\s*:",  # Alpaca-style template turns
     ),
     _rule(
         "role_hijack", 0.85,
@@ -127,20 +127,20 @@ def score_of(findings: list[Finding]) -> float:
 
 def _scan(text: str, depth: int) -> list[Finding]:
     findings = _rule_findings(text)
-    findings += _markdown_exfiltration(text)
     findings += _invisible_characters(text)
     findings += _normalized_findings(text)
     findings += _decoded_findings(text, depth)
     return findings
 
 
-def _rule_findings(text: str, view: str = "") -> list[Finding]:
-    suffix = f"/{view}" if view else ""
-    return [
-        Finding(rule.rule_id + suffix, rule.score, match.start(), match.end())
+def _rule_findings(text: str) -> list[Finding]:
+    """What the text says: instruction rules and exfiltrating links, in one reading."""
+    findings = [
+        Finding(rule.rule_id, rule.score, match.start(), match.end())
         for rule in RULES
         for match in rule.regex.finditer(text)
     ]
+    return findings + _markdown_exfiltration(text)
 
 
 def _markdown_exfiltration(text: str) -> list[Finding]:
@@ -229,7 +229,7 @@ def _decoded_findings(text: str, depth: int) -> list[Finding]:
     return findings
 
 
-_RULE_IDS = {rule.rule_id for rule in RULES}
+_RULE_IDS = {rule.rule_id for rule in RULES} | {"markdown_image_exfiltration", "markdown_link_exfiltration"}
 
 
 def _from_base64(token: str) -> str | None:
