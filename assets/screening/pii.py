@@ -10,6 +10,7 @@ out of the index). Callers keep counts per entity type, never values.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,10 @@ DEFAULT_ENTITIES = STRUCTURED_ENTITIES + ("US_ITIN", "CRYPTO", "MAC_ADDRESS")
 NER_ENTITIES = ("PERSON", "ORGANIZATION", "LOCATION")
 MIN_SALT_LENGTH = 16  # Presidio's hash operator refuses shorter salts
 _LANGUAGE = "en"
+
+# Presidio logs the words around each match (document text, PII included) at DEBUG.
+for _logger in ("presidio-analyzer", "presidio-anonymizer"):
+    logging.getLogger(_logger).setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
