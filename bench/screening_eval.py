@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
 
 import resources  # noqa: E402,F401  (offline defaults before library imports)
 from assets.screening.pii import PiiConfig, PiiEngine  # noqa: E402
 from assets.screening.poisoning import scan_for_injection, score_of  # noqa: E402
 from resources.settings import IngestionSettings  # noqa: E402
-from screening_corpus import build_eval_set, pii_scores, poison_scores  # noqa: E402
+from tests.screening_corpus import build_eval_set, pii_scores, poison_scores  # noqa: E402
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ import pytest
 from assets.screening.pii import STRUCTURED_ENTITIES, PiiConfig, PiiEngine
 from assets.screening.poisoning import scan_for_injection, score_of
 from resources.settings import IngestionSettings
-from screening_corpus import build_eval_set, pii_scores, poison_scores
+from tests.screening_corpus import build_eval_set, pii_scores, poison_scores
 
 
 @pytest.fixture(scope="module")

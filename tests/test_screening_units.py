@@ -147,3 +147,21 @@ def test_tiny_and_white_pdf_text_is_hidden_text():
     fragments = hidden_text("application/pdf", buffer.getvalue())
     assert len(fragments) == 1 and "tinywords" in fragments[0].replace(" ", "")
     assert "whitewords" in fragments[0].replace(" ", "") and "Visible" not in fragments[0]
+
+
+def test_a_spacy_model_path_turns_on_person_organization_location(tmp_path):
+    """A local model folder (built here: a rule-based NER, since no trained model can be
+    downloaded) is loaded from its path, and its entities are mapped to Presidio's names."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler").add_patterns([
+        {"label": "PERSON", "pattern": "Jane Roe"},
+        {"label": "ORG", "pattern": "Contoso"},
+        {"label": "GPE", "pattern": "Lisbon"},
+    ])
+    nlp.to_disk(tmp_path / "ner")
+    with_model = PiiEngine(PiiConfig(spacy_model_path=str(tmp_path / "ner")))
+    result = with_model.anonymize("Jane Roe of Contoso moved to Lisbon.")
+    assert result.text == "<PERSON> of <ORGANIZATION> moved to <LOCATION>."
+    assert PiiEngine(PiiConfig()).anonymize("Jane Roe of Contoso moved to Lisbon.").counts == {}

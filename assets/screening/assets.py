@@ -16,6 +16,7 @@ from dagster import (
 )
 
 from assets.screening.screen import Screener
+from resources.azure_ai import InjectionShield, PiiDetector
 from resources.ledger import Ledger, QuarantineEntry
 from resources.screening import ScreeningSettings
 from resources.settings import IngestionSettings
@@ -37,7 +38,7 @@ _TABLE_SCHEMA = TableSchema(columns=[
 
 
 def build_screener(screening: ScreeningSettings, ingestion: IngestionSettings, ledger: Ledger,
-                   pii_detector, injection_shield) -> Screener:
+                   pii_detector: PiiDetector, injection_shield: InjectionShield) -> Screener:
     """The run's screener: the configured PII engine, the optional Azure backends, and
     the operator's releases."""
     return Screener(

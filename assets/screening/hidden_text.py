@@ -76,7 +76,10 @@ def _hidden_pdf(data: bytes) -> list[str]:
     return fragments
 
 
+_WHITE_PDF_COLORS = {(1,), (1, 1, 1), (0, 0, 0, 0)}  # gray, RGB, CMYK
+
+
 def _invisible_pdf_char(char: dict) -> bool:
     color = char.get("non_stroking_color")
-    white = color in ((1,), (1, 1, 1), (0, 0, 0, 0), [1], [1, 1, 1], [0, 0, 0, 0], 1)
-    return char.get("size", 12) < _TINY_PDF_FONT or white
+    color = tuple(color) if isinstance(color, (list, tuple)) else (color,)
+    return char.get("size", 12) < _TINY_PDF_FONT or color in _WHITE_PDF_COLORS

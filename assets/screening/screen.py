@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from assets.ingestion.documents import Block, DocumentRejected, ParsedDocument
 from assets.screening.pii import PiiEngine
 from assets.screening.poisoning import Finding, scan_for_injection, score_of
+from resources.azure_ai import InjectionShield, PiiDetector
 
 MAX_DESCRIBED_FINDINGS = 5
 HIDDEN_TEXT_MIN_CHARS = 40  # a hidden label or icon text is normal; a hidden paragraph is not
@@ -46,8 +47,8 @@ class Screener:
 
     pii: PiiEngine
     threshold: float
-    pii_detector: object | None = None
-    injection_shield: object | None = None
+    pii_detector: PiiDetector | None = None
+    injection_shield: InjectionShield | None = None
     released: frozenset[str] = field(default_factory=frozenset)
 
     def screen_document(self, document: ParsedDocument, doc_id: str,
