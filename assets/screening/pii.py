@@ -11,6 +11,7 @@ out of the index). Callers keep counts per entity type, never values.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -165,6 +166,21 @@ def _credit_card_recognizer():
     return CreditCardRecognizer(patterns=[*CreditCardRecognizer.PATTERNS, two_series])
 
 
+_BARE_DIGITS = re.compile(r"\d{7,}")
+_CONTEXT_FREE_PHONE_SCORE = 0.4  # Presidio's phone score before context words raise it
+
+
+def _plausible(detection: Detection, text: str) -> bool:
+    """A bare run of digits is a phone number only with one of Presidio's context words
+    ("phone", "number", "mobile") nearby: without one it is more often an order, batch or
+    account reference."""
+    return not (
+        detection.entity == "PHONE_NUMBER"
+        and detection.score <= _CONTEXT_FREE_PHONE_SCORE
+        and _BARE_DIGITS.fullmatch(text[detection.start:detection.end])
+    )
+
+
 def _resolve_overlaps(found: list[Detection]) -> list[Detection]:
     """One entity per span: the highest score wins, then the longer span (an IBAN over
     the card-like digits inside it, an SSN over the phone-like reading of it)."""
@@ -214,7 +230,8 @@ class PiiEngine:
 
     def detect(self, text: str) -> list[Detection]:
         results = self._analyzer.analyze(text=text, language=_LANGUAGE, entities=self._entities)
-        return _resolve_overlaps([Detection(r.entity_type, r.start, r.end, r.score) for r in results])
+        found = [Detection(r.entity_type, r.start, r.end, r.score) for r in results]
+        return _resolve_overlaps([d for d in found if _plausible(d, text)])
 
     def anonymize(self, text: str, external: Iterable[Detection] = ()) -> PiiResult:
         """Apply each entity's action to Presidio's findings plus any external ones."""

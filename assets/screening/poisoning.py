@@ -111,7 +111,10 @@ _INVISIBLE = set(_ZERO_WIDTH + _BIDI_CONTROLS + "\u200e\u200f")
 _ZERO_WIDTH_IN_WORD = re.compile(rf"[A-Za-z][{_ZERO_WIDTH}]+[A-Za-z]")
 
 _BASE64_TOKEN = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{20,}={0,2}(?![A-Za-z0-9+/=])")
-_HEX_TOKEN = re.compile(r"(?<![0-9A-Za-z])(?:[0-9A-Fa-f]{2}[ :]?){16,}(?![0-9A-Fa-f])|(?:\\x[0-9A-Fa-f]{2}){12,}")
+_HEX_TOKEN = re.compile(
+    r"(?<![0-9A-Za-z])(?:(?:[0-9A-Fa-f]{2}){16,}|(?:[0-9A-Fa-f]{2}[ :]){15,}[0-9A-Fa-f]{2})(?![0-9A-Za-z])"
+    r"|(?:\\x[0-9A-Fa-f]{2}){12,}"
+)
 _URL_ENCODED_TOKEN = re.compile(r"\S*(?:%[0-9A-Fa-f]{2}\S*){3,}")
 _MAX_DECODE_DEPTH = 2
 
@@ -253,4 +256,4 @@ def _from_url_encoding(token: str) -> str | None:
 
 def _looks_like_text(decoded: str) -> bool:
     printable = sum(1 for char in decoded if char.isprintable() or char in "\n\t")
-    return len(decoded) >= 8 and printable / len(decoded) > 0.95 and " " in decoded
+    return len(decoded) >= 8 and printable / len(decoded) > 0.95
