@@ -27,6 +27,7 @@ def _corpus(root):
     (root / "notes.md").write_text(f"# Notes\n\n{PROSE} {INJECTION}\n")
     (root / "page.html").write_text(
         f"<html><body><h1>Rooms</h1><p>{PROSE}</p><p style='display:none'>{HIDDEN}</p></body></html>")
+    (root / "empty.md").write_text("")
     for index in range(3):
         (root / f"clean-{index}.md").write_text(f"# Clean {index}\n\n{PROSE} Item {index}.\n")
 
@@ -62,18 +63,19 @@ def test_quarantine_release_and_no_leaks(pipeline, monkeypatch, capfd, caplog):
     ledger = definitions.resources["ledger"]
     version = next(iter(ledger.status_counts()))
     quarantined = {entry.source.rsplit("/", 1)[1]: entry for entry in ledger.quarantined(version)}
-    assert set(quarantined) == {"notes.md", "page.html"}
+    assert set(quarantined) == {"notes.md", "page.html", "empty.md"}
+    assert quarantined["empty.md"].scanner == "ingestion" and quarantined["empty.md"].rule_ids == ()
     assert quarantined["notes.md"].rule_ids == ("instruction_override",)
     assert quarantined["notes.md"].scanner == "rules" and quarantined["notes.md"].score == 0.95
     assert "hidden_text/model_directed_command" in quarantined["page.html"].rule_ids
     listed = result.output_for_node("quarantine")
-    assert {r["source"].rsplit("/", 1)[1] for r in listed} == {"notes.md", "page.html"}
+    assert {r["source"].rsplit("/", 1)[1] for r in listed} == {"notes.md", "page.html", "empty.md"}
     assert all(r["doc_id"] and r["quarantined_at"] for r in listed)
 
     checks = {e.check_name: e for e in (ev.event_specific_data for ev in result.all_events
                                         if ev.event_type_value == "ASSET_CHECK_EVALUATION")}
     assert not checks["quarantine_rate"].passed and checks["quarantine_rate"].severity.value == "WARN"
-    assert checks["quarantine_rate"].metadata["rate"].value == round(2 / 6, 4)
+    assert checks["quarantine_rate"].metadata["rate"].value == round(3 / 7, 4)
 
     # nothing sensitive in the event log (metadata, errors), captured logs, ledger or run config
     records = instance.all_logs(result.run_id)
@@ -107,4 +109,5 @@ def test_quarantine_release_and_no_leaks(pipeline, monkeypatch, capfd, caplog):
     _, second = _run(settings, instance, monkeypatch)
     assert second.success
     assert ledger.rows(version)[quarantined["notes.md"].source].status == "indexed"
-    assert [r["source"].rsplit("/", 1)[1] for r in second.output_for_node("quarantine")] == ["page.html"]
+    assert sorted(r["source"].rsplit("/", 1)[1] for r in second.output_for_node("quarantine")) == [
+        "empty.md", "page.html"]
