@@ -45,7 +45,8 @@ def main() -> None:
     print(f"  detection rate      {poison.detection_rate:.3f}")
     print(f"  false positive rate {poison.false_positive_rate:.3f}")
     for kind, rate in poison.detection_by_kind.items():
-        note = "  (phrasings never used to tune the rules)" if kind == "held_out" else ""
+        note = {"held_out": "  (phrasings never used to tune the rules)",
+                "held_out_seen": "  (held out in round 1, seen when writing round-2 rules)"}.get(kind, "")
         print(f"    {kind:<12} {rate:.3f}{note}")
     chars = sum(len(s.text) for s in evaluation.poison)
     print(f"  {len(evaluation.poison) / scan_seconds:.0f} docs/s, {chars / scan_seconds / 1000:.0f} k chars/s")

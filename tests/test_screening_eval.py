@@ -26,7 +26,9 @@ def test_poisoning_detects_injections_and_spares_clean_prose(evaluation):
     threshold = IngestionSettings().poisoning_threshold
     scores = poison_scores(evaluation.poison, lambda text: score_of(scan_for_injection(text)) >= threshold)
     assert scores.false_positive_rate <= 0.01
-    tuned = {kind: rate for kind, rate in scores.detection_by_kind.items() if kind != "held_out"}
+    tuned = {kind: rate for kind, rate in scores.detection_by_kind.items() if not kind.startswith("held_out")}
     assert min(tuned.values()) >= 0.95, tuned
-    # phrasings the rules were not tuned on: a regression floor, not a claim of coverage
+    # phrasings the rules were not (or only in a second round) tuned on: regression floors,
+    # not a claim of coverage; Prompt Shields is the backend for phrasings rules miss
+    assert scores.detection_by_kind["held_out_seen"] >= 0.8
     assert scores.detection_by_kind["held_out"] >= 0.1

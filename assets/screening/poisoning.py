@@ -41,7 +41,10 @@ def _rule(rule_id: str, score: float, pattern: str) -> Rule:
     return Rule(rule_id, score, re.compile(pattern, re.IGNORECASE))
 
 
-_ROLE_WORDS = r"(?:AI|A\.I\.|artificial intelligence|language model|LLM|chatbot|chat ?bot|GPT|AI assistant|copilot)"
+_ROLE_WORDS = (
+    r"(?:AI|A\.I\.|artificial intelligence|(?:large )?language model|LLM|chatbot|chat ?bot|GPT|AI assistant|"
+    r"AI model|AI system|copilot)"
+)
 _DATA_WORDS = (
     r"(?:conversation|chat(?: history)?|history|user'?s?|password|credentials?|secrets?|api[ _-]?keys?|"
     r"tokens?|session|cookies?|personal (?:data|information)|e-?mail address(?:es)?|previous messages|"
@@ -56,6 +59,30 @@ RULES = (
         r"\b(?:instructions?|prompts?|directives|guardrails|programming|system messages?|commands)\b",
     ),
     _rule(
+        "instruction_revocation", 0.9,
+        r"\b(?:do not|don't|never|stop)\s+(?:follow|obey|listen to|comply with)(?:ing)?\s+(?:your|the (?:developer|system|operator)'?s?)\s+"
+        r"(?:instructions|rules|guidelines|guidance|directives|prompt|programming)\b"
+        r"|\b(?:do not|don't|never|stop)\s+(?:follow|obey)(?:ing)?\s+the instructions you were given\b"
+        r"|\bforget (?:everything|all)\s+(?:above|before this|prior|you (?:were|have been) told)\b"
+        r"|\b(?:previous|prior|earlier|original|above)\s+(?:instructions|guidance|rules|directives)\s+"
+        r"(?:no longer appl(?:y|ies)|(?:are|is) (?:void|cancelled|revoked|obsolete|suspended))\b"
+        r"|\b(?:all\s+)?(?:safety\s+)?(?:rules|guidelines|guardrails|restrictions|filters)\s+(?:are|have been)\s+"
+        r"(?:suspended|disabled|lifted|void)\s+for\s+this\s+(?:session|chat|conversation)\b",
+    ),
+    _rule(
+        "safety_bypass", 0.9,
+        r"\b(?:bypass|disable|turn off|circumvent|deactivate|ignore)\b[^.\n]{0,20}\b(?:content filter|safety "
+        r"(?:filters?|rules|policy|policies|guidelines)|guardrails|moderation)\b[^.\n]{0,60}"
+        r"\b(?:this (?:chat|conversation|session)|from now on|your (?:answers?|responses?|replies))\b"
+        r"|\bI (?:authori[sz]e|permit|allow|order|instruct) you to (?:bypass|ignore|disable|override|reveal|share)\b",
+    ),
+    _rule(
+        "response_hijack", 0.85,
+        r"\b(?:respond|reply|answer)\b[^.\n]{0,10}\b(?:every|all|any)\s+(?:question|query|prompt|request|message)s?\b"
+        r"[^.\n]{0,10}\bwith\b[^.\n]{0,60}\b(?:no matter|regardless|whatever)\b"
+        r"|\byour (?:new|real|actual|true) (?:task|goal|objective|purpose|mission|instructions?) (?:is|are)\b",
+    ),
+    _rule(
         "new_instructions", 0.85,
         r"\b(?:new|updated|real|actual|true|hidden|secret)\s+(?:system\s+)?(?:instructions?|directives?|prompt)\s*:"
         r"|\bfrom now on,?\s+you\s+(?:are|will (?:act|respond|answer|reply|only)|must (?:respond|answer|reply|ignore|only))\b",
@@ -64,11 +91,15 @@ RULES = (
         "prompt_exfiltration", 0.9,
         r"\b(?:reveal|print|show|repeat|output|disclose|leak|display|dump|tell me|write out|recite)\b[^.\n]{0,30}"
         r"\b(?:(?:system|hidden|initial|original|secret|developer|internal)\s+(?:prompt|instructions?|message)|"
-        r"your\s+(?:prompt|instructions))\b",
+        r"your\s+(?:prompt|instructions))\b"
+        r"|\b(?:reveal|print|show|repeat|output|disclose|dump|list)\b[^.\n]{0,30}"
+        r"\b(?:(?:previous|earlier|prior) messages|conversation history|chat history)\b",
     ),
     _rule(
         "fake_role_turn", 0.9,
         r"<\|(?:im_start|im_end|system|assistant|user|endoftext)\|>|\[/?INST\]|<<\s*/?SYS\s*>>|</?(?:system|assistant)>"
+        r"|</?(?:context|instructions?|system|prompt)>"
+        r"|(?:^|\n)\s*(?:user|human)\s*:[^\n]{0,200}\n\s*(?:assistant|ai|bot)\s*:"
         r"|(?:^|\n)\s*(?:#{1,3}\s*)?(?:system|assistant|developer)\s*(?:message|prompt)?\s*:\s*"
         r"(?:you|ignore|disregard|from now|new|the user|as an ai|i am|i will|sure|okay|override)\b"
         r"|#{3}\s*(?:instruction|response|system prompt)\s*:",  # Alpaca-style template turns
@@ -88,6 +119,12 @@ RULES = (
         r"[^.\n]{0,40}\b(?:instead|always (?:respond|answer|reply|say)|reply with|respond with|tell the user|"
         r"inform the user|say that|ignore|output|append)\b"
         rf"|\b(?:note|message|instructions?) (?:to|for) (?:the |any )?{_ROLE_WORDS}s?\b"
+        rf"|\b(?:if|when) you are an? {_ROLE_WORDS}\b"
+        rf"|\b(?:attention|hey|dear)[,:]? (?:the )?(?:{_ROLE_WORDS}|model)s?\b\s*[,:]"
+        rf"|(?:^|[.!?]\s+)(?:assistant|{_ROLE_WORDS}|model)\s*,\s*(?:please|you|from now|now|ignore|always|never|"
+        r"append|include)\b"
+        rf"|\b(?:this (?:message|note|text|section)|these instructions) (?:is|are) (?:only )?(?:for|meant for|intended for|"
+        rf"addressed to) (?:the |any )?{_ROLE_WORDS}s?\b"
         rf"|\b{_ROLE_WORDS}s? (?:reading|processing|summari[sz]ing) this\b"
         r"|\bwhen (?:summari[sz]ing|answering|asked about|you read|you process|processing) this "
         r"(?:document|page|text|content|file)\b[^.\n]{0,40}\b(?:say|tell|respond|reply|include|recommend|state|insert|claim)\b",
