@@ -55,6 +55,16 @@ def test_policy_without_salt_or_with_unknown_action_is_rejected():
     assert "hash_salt" not in str(PiiConfig(default_action="hash").fingerprint())
 
 
+def test_the_salt_cannot_come_from_the_screening_file(tmp_path):
+    from resources.screening import load_screening_file
+
+    policy = tmp_path / "screening.yaml"
+    policy.write_text("pii_default_action: hash\npii_hash_salt: not-here-please-0123\n")
+    with pytest.raises(ValueError, match="RAGPIPE_PII_HASH_SALT") as caught:
+        load_screening_file(policy)
+    assert "not-here-please" not in str(caught.value)
+
+
 def test_previews_are_redacted():
     text, counts = redact_pii("Reach me at +1 (415) 555-2671 or 10.1.2.3")
     assert "555-2671" not in text and counts == {"PHONE_NUMBER": 1, "IP_ADDRESS": 1}
