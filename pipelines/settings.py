@@ -25,6 +25,12 @@ _ENV = {
     "max_pages": "RAGPIPE_MAX_PAGES",
     "near_duplicates": "RAGPIPE_NEAR_DUPLICATES",
     "azure_di_endpoint": "RAGPIPE_AZURE_DI_ENDPOINT",
+    "poisoning_threshold": "RAGPIPE_POISONING_THRESHOLD",
+    "screening_config": "RAGPIPE_SCREENING_CONFIG",
+    "spacy_model_path": "RAGPIPE_SPACY_MODEL_PATH",
+    "quarantine_rate_warn": "RAGPIPE_QUARANTINE_RATE_WARN",
+    "azure_language_endpoint": "RAGPIPE_AZURE_LANGUAGE_ENDPOINT",
+    "content_safety_endpoint": "RAGPIPE_CONTENT_SAFETY_ENDPOINT",
 }
 
 
@@ -47,6 +53,12 @@ class Settings:
     max_pages: int = 2000
     near_duplicates: str = "mark"
     azure_di_endpoint: str = ""
+    poisoning_threshold: float = 0.8
+    screening_config: str = ""
+    spacy_model_path: str = ""
+    quarantine_rate_warn: float = 0.01
+    azure_language_endpoint: str = ""
+    content_safety_endpoint: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:

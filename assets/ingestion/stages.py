@@ -24,19 +24,20 @@ from assets.ingestion.documents import (
     index_version,
     point_id,
 )
-from assets.ingestion.limits import ParseLimits
 from assets.ingestion.isolation import IsolatedParser
+from assets.ingestion.limits import ParseLimits
 from assets.ingestion.near_duplicates import NearDuplicateIndex, StoredSignature
 from assets.ingestion.parsing import parse_document
+from assets.screening.hidden_text import hidden_text
 from assets.screening.pii import redact_pii, redacted_preview
 from assets.screening.poisoning import SCREENING_VERSION
-from assets.screening.screen import screen_document
-from resources.ledger import LedgerRow
+from assets.screening.screen import Screener, ScreeningQuarantine
+from resources.ledger import LedgerRow, QuarantineDetail
 from resources.staging import BatchWriter, Manifest
 from resources.vector_stores import Point
 
 
-def current_index_version(embedder, settings) -> str:
+def current_index_version(embedder, settings, pii_policy: dict) -> str:
     return index_version(
         {
             "embedder": embedder.identity(),
@@ -45,6 +46,7 @@ def current_index_version(embedder, settings) -> str:
             "cleaning": CLEANING_VERSION,
             "screening": SCREENING_VERSION,
             "poisoning_threshold": settings.poisoning_threshold,
+            "pii_policy": pii_policy,
             "near_duplicates": settings.near_duplicates,
         }
     )
@@ -66,6 +68,8 @@ class StageReport:
         self.counts[error.status] += 1
         reason = redact_pii(error.reason)[0]
         self.rejected.append({"source": record["source"], "status": error.status, "reason": reason})
+        detail = (QuarantineDetail(error.scanner, tuple(error.rule_ids), error.score)
+                  if isinstance(error, ScreeningQuarantine) else None)
         return LedgerRow(
             source=record["source"],
             status=error.status,
@@ -74,6 +78,7 @@ class StageReport:
             reason=reason,
             indexed_doc_id=record.get("indexed_doc_id"),
             chunk_count=record.get("chunk_count", 0),
+            detail=detail,
         )
 
 
@@ -198,7 +203,9 @@ def clean_stage(records, writer: BatchWriter, settings, ocr, ledger, version: st
             if near_duplicates is not None:
                 near_duplicates.review(record["source"], record["doc_id"], document)
                 marked["near_duplicates_marked"] += document.near_duplicate_of is not None
-            return [{**_carry(record), "document": document.to_dict()}]
+            # for the poisoning scan, by the type detected from the content
+            hidden = hidden_text(document.content_type, base64.b64decode(record["content_b64"]))
+            return [{**_carry(record), "document": document.to_dict(), "hidden_text": hidden}]
 
         report, rejections = _map_documents(scheduled(records), writer, parse)
     if near_duplicates is not None:
@@ -207,11 +214,13 @@ def clean_stage(records, writer: BatchWriter, settings, ocr, ledger, version: st
     return report, rejections
 
 
-def screen_stage(records, writer: BatchWriter, threshold: float) -> tuple[StageReport, list[LedgerRow]]:
+def screen_stage(records, writer: BatchWriter, screener: Screener) -> tuple[StageReport, list[LedgerRow]]:
     pii_totals: Counter = Counter()
 
     def screen(record):
-        document, pii = screen_document(ParsedDocument.from_dict(record["document"]), threshold)
+        document, pii = screener.screen_document(
+            ParsedDocument.from_dict(record["document"]), record["doc_id"], record.get("hidden_text", ())
+        )
         pii_totals.update(pii)
         return [{**_carry(record), "document": document.to_dict(), "pii_entities": pii}]
 
@@ -220,7 +229,8 @@ def screen_stage(records, writer: BatchWriter, threshold: float) -> tuple[StageR
     return report, rejections
 
 
-def chunk_stage(records, writer: BatchWriter, settings, count_tokens, version: str) -> tuple[StageReport, list[LedgerRow]]:
+def chunk_stage(records, writer: BatchWriter, settings, count_tokens, version: str,
+                screener: Screener) -> tuple[StageReport, list[LedgerRow]]:
     splitter = make_splitter(settings.chunk_size_tokens, settings.chunk_overlap_tokens, count_tokens)
     tokens = Counter()
 
@@ -236,6 +246,7 @@ def chunk_stage(records, writer: BatchWriter, settings, count_tokens, version: s
             count_tokens=count_tokens,
             chunk_size=settings.chunk_size_tokens,
         )
+        screener.screen_chunks(record["doc_id"], [payload["text"] for payload in payloads])
         tokens["chunks"] += len(payloads)
         tokens["tokens"] += sum(p["token_count"] for p in payloads)
         return [{"point_id": p.pop("point_id"), "doc": _carry(record), "payload": p} for p in payloads]
