@@ -55,6 +55,15 @@ releases = sa.Table(
     sa.Column("released_by", sa.String(256), nullable=False),
     sa.Column("released_at", sa.DateTime(timezone=True), nullable=False),
 )
+# MinHash signatures of documents, for near-duplicate detection across runs.
+signatures = sa.Table(
+    "near_duplicate_signatures",
+    _metadata,
+    sa.Column("index_version", sa.String(64), primary_key=True),
+    sa.Column("source", sa.String(2048), primary_key=True),
+    sa.Column("doc_id", sa.String(64), nullable=False),
+    sa.Column("hashvalues", sa.LargeBinary, nullable=False),
+)
 
 
 @dataclass(frozen=True)
@@ -77,16 +86,6 @@ class QuarantineEntry:
     score: float | None
     quarantined_at: datetime
     run_id: str | None
-
-# MinHash signatures of documents, for near-duplicate detection across runs.
-signatures = sa.Table(
-    "near_duplicate_signatures",
-    _metadata,
-    sa.Column("index_version", sa.String(64), primary_key=True),
-    sa.Column("source", sa.String(2048), primary_key=True),
-    sa.Column("doc_id", sa.String(64), nullable=False),
-    sa.Column("hashvalues", sa.LargeBinary, nullable=False),
-)
 
 
 @dataclass
