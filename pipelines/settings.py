@@ -65,7 +65,7 @@ class Settings:
     faithfulness_threshold: float = 0.85
     composite_threshold: float = 0.78
     max_recall_drop: float = 0.05
-    min_retrieval_recall: float = 0.5
+    min_retrieval_recall: float = 0.75
     require_generation: bool = False
     keep_versions: int = 3
     generator_kind: str = "openai"  # or "azure" (then url is the endpoint, model the deployment)

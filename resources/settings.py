@@ -46,6 +46,6 @@ class EvaluationSettings(ConfigurableResource):
     faithfulness_threshold: float = 0.85
     composite_threshold: float = 0.78
     max_recall_drop: float = 0.05
-    min_retrieval_recall: float = 0.5
+    min_retrieval_recall: float = 0.75
     require_generation: bool = False
     keep_versions: int = 3

@@ -94,6 +94,7 @@ def rag_evaluation(
         **comparable, "run_id": context.run_id, "golden_set": golden.name, "collection": collection, "alias": alias,
         "index_version": vector_index.extra["index_version"], "promoted_collection": promoted,
         "questions": len(golden.questions), "generation_tier": evaluation.generation,
+        "unscored_values": evaluation.unscored,
         "aggregates": evaluation.aggregates, "tokens": evaluation.tokens, "retrieval_latency_ms": evaluation.latency_ms,
         "gate": [{"check": v.check, "passed": v.passed, "reason": v.reason} for v in verdicts],
         "gate_passed": all(v.passed for v in verdicts),
@@ -104,7 +105,7 @@ def rag_evaluation(
     metadata.update(
         collection=collection, golden_set=golden.name, retriever=settings.retriever, top_k=settings.top_k,
         generation_tier="computed" if evaluation.generation else "not computed (no generator/judge configured)",
-        generator_tokens=evaluation.tokens["generator_tokens"], judge_tokens=evaluation.tokens["judge_tokens"],
+        unscored_values=evaluation.unscored, generator_tokens=evaluation.tokens["generator_tokens"], judge_tokens=evaluation.tokens["judge_tokens"],
         retrieval_latency_p50_ms=evaluation.latency_ms["p50"], retrieval_latency_p95_ms=evaluation.latency_ms["p95"],
         worst_questions=_worst_table(evaluation), results=MetadataValue.path(str(results_path)),
     )

@@ -19,7 +19,7 @@ class GateThresholds:
     faithfulness: float = 0.85
     composite: float = 0.78
     max_recall_drop: float = 0.05  # relative to the promoted version's last evaluation
-    min_retrieval_recall: float = 0.5  # non-LLM context recall floor, retrieval tier
+    min_retrieval_recall: float = 0.75  # non-LLM context recall floor, retrieval tier
     require_generation: bool = False
 
 

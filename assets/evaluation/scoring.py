@@ -73,6 +73,7 @@ def from_source(source_uri: str, relative_paths: tuple[str, ...]) -> str | None:
 def retrieve_all(golden: GoldenSet, retriever, k: int) -> tuple[list[QuestionResult], list[list[str]]]:
     """Top-k chunks per question, timed; returns the results and the retrieved texts."""
     results, contexts = [], []
+    retriever.retrieve(golden.questions[0].question, k)  # untimed: the first call loads the model
     for question in golden.questions:
         started = time.perf_counter()
         hits = retriever.retrieve(question.question, k)
@@ -185,8 +186,9 @@ def _mean(values: list[float]) -> float | None:
 
 
 def aggregate(results: list[QuestionResult]) -> dict[str, float]:
-    """Mean of each metric over the questions that have it (failed judge calls, NaN, are
-    left out and counted); composite = mean of the four generation metrics."""
+    """Mean of each metric over the questions that have it (values RAGAS could not compute,
+    NaN, are left out: ``Evaluation.unscored`` counts them); composite = mean of the four
+    generation metrics."""
     names = [*RETRIEVAL_METRICS, *GENERATION_METRICS, "abstention"]
     means = {name: _mean([r.scores.get(name) for r in results if name in r.scores]) for name in names}
     aggregates = {name: value for name, value in means.items() if value is not None}
@@ -194,8 +196,6 @@ def aggregate(results: list[QuestionResult]) -> dict[str, float]:
         aggregates["abstention_rate"] = aggregates.pop("abstention")
     if all(name in aggregates for name in GENERATION_METRICS):
         aggregates["composite"] = round(sum(aggregates[n] for n in GENERATION_METRICS) / len(GENERATION_METRICS), 4)
-    unscored = sum(1 for r in results for v in r.scores.values() if math.isnan(v))
-    aggregates["unscored_metric_values"] = unscored
     return aggregates
 
 
@@ -223,6 +223,7 @@ class Evaluation:
     tokens: dict[str, int]
     latency_ms: dict[str, float]
     generation: bool  # whether the generation tier ran
+    unscored: int  # metric values RAGAS could not compute (judge errors, unparsable output)
 
 
 def evaluate_candidate(golden: GoldenSet, retriever, k: int, embedder, generator=None, judge=None) -> Evaluation:
@@ -236,5 +237,6 @@ def evaluate_candidate(golden: GoldenSet, retriever, k: int, embedder, generator
     latencies = [r.latency_ms for r in results]
     return Evaluation(
         results=results, aggregates=aggregate(results), tokens=tokens, generation=generation,
+        unscored=sum(1 for r in results for value in r.scores.values() if math.isnan(value)),
         latency_ms={"p50": round(percentile(latencies, 0.5), 2), "p95": round(percentile(latencies, 0.95), 2)},
     )
