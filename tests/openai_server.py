@@ -1,7 +1,7 @@
 """A local OpenAI-compatible chat-completions server for tests (no LLM can run here).
 
-It speaks the real wire format (``POST /v1/chat/completions`` with ``n`` choices and a
-``usage`` block) and plays both roles the evaluation needs, following simple rules:
+It speaks the real wire format (``POST /v1/chat/completions``, or Azure's
+``/openai/deployments/<name>/chat/completions``, with ``n`` choices and a ``usage`` block) and plays both roles the evaluation needs, following simple rules:
 - generator (our grounded prompt): the scripted answer for the question, else "I don't know.";
 - RAGAS judge: recognises each RAGAS prompt by its instruction, reads the JSON input that
   RAGAS appends, and answers in the prompt's output schema. Statement and attribution
@@ -30,7 +30,8 @@ class ChatServer:
         self.questions = {answer: question for question, answer in answers.items()}
         self.faithful = True
         self.requests: list[dict] = []
-        self.authorizations: list[str] = []
+        self.headers: list[dict[str, str]] = []
+        self.paths: list[str] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
@@ -72,8 +73,9 @@ class ChatServer:
             def do_POST(self):  # noqa: N802 - http.server's naming
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append(body)
-                server.authorizations.append(self.headers.get("Authorization", ""))
-                if self.path.rstrip("/") != "/v1/chat/completions":
+                server.headers.append({k.lower(): v for k, v in self.headers.items()})
+                server.paths.append(self.path)
+                if not self.path.split("?")[0].endswith("/chat/completions"):  # OpenAI and Azure routes
                     self.send_error(404)
                     return
                 content = server.reply(body["messages"])

@@ -67,7 +67,8 @@ def test_passing_generation_run_promotes(tmp_path, golden, monkeypatch):
     # answer relevancy asked for three completions in one request
     assert any(request.get("n") == 3 for request in server.requests)
     # the generator's key reached the server (only there: the judge has none configured)
-    generator_calls = [a for r, a in zip(server.requests, server.authorizations) if r["model"] == "generator-model"]
+    generator_calls = [h.get("authorization") for r, h in zip(server.requests, server.headers)
+                       if r["model"] == "generator-model"]
     assert len(generator_calls) == 8 and set(generator_calls) == {f"Bearer {API_KEY}"}
     assert API_KEY not in repr(result.all_events)
     results_file = Path(result.asset_materializations_for_node("rag_evaluation")[0].metadata["results"].value)

@@ -55,6 +55,35 @@ def _worst_table(evaluation: Evaluation) -> MetadataValue:
     return MetadataValue.md("\n".join(lines))
 
 
+def _summary(run_id: str, golden, index: dict, alias: str, promoted: str | None, comparable: dict,
+             evaluation: Evaluation, verdicts: list[gate.Verdict], models: dict) -> dict:
+    """What the run concluded: the asset's value, the summary file and the CLI's report."""
+    return {
+        **comparable, "run_id": run_id, "golden_set": golden.name, "questions": len(golden.questions),
+        "collection": index["collection"], "index_version": index["index_version"], "alias": alias,
+        "promoted_collection": promoted, "models": models, "generation_tier": evaluation.generation,
+        "unscored_values": evaluation.unscored, "aggregates": evaluation.aggregates, "tokens": evaluation.tokens,
+        "retrieval_latency_ms": evaluation.latency_ms,
+        "gate": [{"check": v.check, "passed": v.passed, "reason": v.reason} for v in verdicts],
+        "gate_passed": all(v.passed for v in verdicts),
+        "worst": [{"id": r.id, "scores": r.scores} for r in worst_questions(evaluation.results)],
+    }
+
+
+def _metadata(summary: dict, evaluation: Evaluation) -> dict:
+    """Aggregates as numbers (so the UI plots them across runs), then the run's context."""
+    metadata = {name: MetadataValue.float(float(value)) for name, value in evaluation.aggregates.items()}
+    metadata.update(
+        collection=summary["collection"], golden_set=summary["golden_set"], retriever=summary["retriever"],
+        top_k=summary["top_k"], models=MetadataValue.json(summary["models"]),
+        generation_tier="computed" if evaluation.generation else "not computed (no generator/judge configured)",
+        unscored_values=evaluation.unscored, **evaluation.tokens,
+        retrieval_latency_p50_ms=evaluation.latency_ms["p50"], retrieval_latency_p95_ms=evaluation.latency_ms["p95"],
+        worst_questions=_worst_table(evaluation),
+    )
+    return metadata
+
+
 @asset(
     group_name=GROUP,
     kinds={"python", "ragas"},
@@ -90,25 +119,11 @@ def rag_evaluation(
     promoted = vector_store.alias_target(alias)
     baseline = evaluation_store.latest_summary(promoted, comparable) if promoted else None
     verdicts = gate.judge(evaluation.aggregates, baseline, thresholds_of(settings))
-    summary = {
-        **comparable, "run_id": context.run_id, "golden_set": golden.name, "collection": collection, "alias": alias,
-        "index_version": vector_index.extra["index_version"], "promoted_collection": promoted,
-        "questions": len(golden.questions), "generation_tier": evaluation.generation,
-        "unscored_values": evaluation.unscored,
-        "aggregates": evaluation.aggregates, "tokens": evaluation.tokens, "retrieval_latency_ms": evaluation.latency_ms,
-        "gate": [{"check": v.check, "passed": v.passed, "reason": v.reason} for v in verdicts],
-        "gate_passed": all(v.passed for v in verdicts),
-        "worst": [{"id": r.id, "scores": r.scores} for r in worst_questions(evaluation.results)],
-    }
+    summary = _summary(context.run_id, golden, vector_index.extra, alias, promoted, comparable, evaluation, verdicts,
+                       {role: model.identity() for role, model in (("generator", generator), ("judge", judge)) if model})
     results_path = evaluation_store.save_run(context.run_id, summary, [r.to_dict() for r in evaluation.results])
-    metadata = {name: MetadataValue.float(float(value)) for name, value in evaluation.aggregates.items()}
-    metadata.update(
-        collection=collection, golden_set=golden.name, retriever=settings.retriever, top_k=settings.top_k,
-        generation_tier="computed" if evaluation.generation else "not computed (no generator/judge configured)",
-        unscored_values=evaluation.unscored, generator_tokens=evaluation.tokens["generator_tokens"], judge_tokens=evaluation.tokens["judge_tokens"],
-        retrieval_latency_p50_ms=evaluation.latency_ms["p50"], retrieval_latency_p95_ms=evaluation.latency_ms["p95"],
-        worst_questions=_worst_table(evaluation), results=MetadataValue.path(str(results_path)),
-    )
+    metadata = _metadata(summary, evaluation)
+    metadata["results"] = MetadataValue.path(str(results_path))
     yield Output(summary, metadata=metadata)
     for verdict in verdicts:
         yield AssetCheckResult(check_name=verdict.check, passed=verdict.passed, description=verdict.reason,
