@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from golden_fixture import write_golden_set
-from openai_server import ChatServer
 from pipelines.cli import status
 from pipelines.definitions import EVAL_JOB, build_definitions
 from pipelines.settings import Settings
+from tests.golden_fixture import write_golden_set
+from tests.openai_server import ChatServer
 
 API_KEY = "sk-test-not-a-real-key"
 

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from assets.evaluation.golden import GoldenSetError, load_golden_set
-from golden_fixture import write_golden_set
 from pipelines.settings import GOLDEN_SETS
+from tests.golden_fixture import write_golden_set
 
 
 def test_the_generated_set_loads(tmp_path):

@@ -3,11 +3,11 @@
 
 import pytest
 from dagster import EnvVar
-from openai_server import ChatServer
 
 from assets.evaluation.scoring import answer_messages
 from pipelines.definitions import build_llm
 from resources.llm import AzureOpenAILLM, OpenAICompatibleLLM
+from tests.openai_server import ChatServer
 
 QUESTION = "Who runs the observatory?"
 ANSWER = "Dr. Imogen Vasquez runs it."

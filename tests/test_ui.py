@@ -73,7 +73,7 @@ def test_ui_shows_the_ingestion_assets_in_order(dagster_ui, tmp_path):
         pytest.skip("Debian chromium not installed (.ci/run installs it)")
     rendered = subprocess.run(
         [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=20000",
-         "--dump-dom", f"{dagster_ui}/asset-groups/ingestion@ragpipe:ragpipe"],
+         "--dump-dom", f"{dagster_ui}/locations/ragpipe/asset-groups/ingestion"],
         capture_output=True, text=True, timeout=180,
     ).stdout
     for name in STAGES:
