@@ -71,7 +71,13 @@ def test_passing_generation_run_promotes(tmp_path, golden, monkeypatch):
                        if r["model"] == "generator-model"]
     assert len(generator_calls) == 8 and set(generator_calls) == {f"Bearer {API_KEY}"}
     assert API_KEY not in repr(result.all_events)
-    results_file = Path(result.asset_materializations_for_node("rag_evaluation")[0].metadata["results"].value)
+    metadata = result.asset_materializations_for_node("rag_evaluation")[0].metadata
+    assert metadata["faithfulness"].value == 1.0 and metadata["judge_tokens"].value > 0  # plotted by the UI
+    assert metadata["retrieval_latency_p95_ms"].value >= metadata["retrieval_latency_p50_ms"].value > 0
+    assert metadata["worst_questions"].value.startswith("| id | tags |")
+    assert metadata["models"].value["judge"] == {"kind": "openai-compatible", "endpoint": server.url,
+                                                 "model": "judge-model"}
+    results_file = Path(metadata["results"].value)
     lines = [json.loads(line) for line in results_file.read_text().splitlines()]
     assert len(lines) == 8 and {line["id"] for line in lines} == {f"q{i}" for i in range(1, 9)}
     assert alias_target(settings) == summary["collection"]
