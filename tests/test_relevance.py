@@ -1,12 +1,14 @@
 """The relevance rule behind hit@k, MRR, nDCG and the RAGAS non-LLM context metrics."""
 
 import math
+from pathlib import Path
 
 import pytest
 from ragas.dataset_schema import SingleTurnSample
 from ragas.metrics import NonLLMContextPrecisionWithReference, NonLLMContextRecall
 
 from assets.evaluation.relevance import PassageCoverage, contains, coverage, credited_items, ranking_scores
+from assets.evaluation.scoring import from_source
 
 PASSAGE = "An itemized receipt is required for every expense of $25 or more, except items covered by the per diem."
 
@@ -55,3 +57,9 @@ def test_ragas_non_llm_metrics_use_passage_coverage():
                                   reference_contexts=[PASSAGE])
     assert NonLLMContextRecall().single_turn_score(long_chunk) == 0.0
     assert recall.single_turn_score(long_chunk) == 1.0
+
+
+def test_reference_sources_match_chunk_uris_by_path_suffix():
+    uri = Path("/copy/of/corpus/hr/travel policy.md").as_uri()  # percent-encoded space
+    assert from_source(uri, ("other.md", "hr/travel policy.md")) == "hr/travel policy.md"
+    assert from_source(Path("/corpus/xhr/travel policy.md").as_uri(), ("hr/travel policy.md",)) is None

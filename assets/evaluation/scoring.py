@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -56,18 +55,11 @@ class QuestionResult:
         return asdict(self)
 
 
-def corpus_path(source_uri: str) -> str:
-    return unquote(urlparse(source_uri).path)
-
-
 def from_source(source_uri: str, relative_paths: tuple[str, ...]) -> str | None:
     """The reference source a chunk's source URI is, matched by path suffix so that a
     copy of the corpus elsewhere still matches."""
-    path = PurePosixPath(corpus_path(source_uri))
-    for relative in relative_paths:
-        if path.as_posix().endswith("/" + relative.lstrip("/")):
-            return relative
-    return None
+    path = unquote(urlparse(source_uri).path)
+    return next((relative for relative in relative_paths if path.endswith("/" + relative.lstrip("/"))), None)
 
 
 def retrieve_all(golden: GoldenSet, retriever, k: int) -> tuple[list[QuestionResult], list[list[str]]]:
