@@ -30,6 +30,8 @@ def test_thresholds_are_strict_and_configurable():
     assert not verdicts(GENERATION, composite=0.8)["composite"].passed
     floor = verdicts({**RETRIEVAL, "non_llm_context_recall": 0.4})["retrieval_floor"]
     assert not floor.passed and "chunk size" in floor.reason
+    foreign = verdicts({"non_llm_context_recall": 0.0, "hit_rate": 0.0})["retrieval_floor"]
+    assert not foreign.passed and "built from the golden set's corpus/" in foreign.reason
 
 
 def test_recall_regression_is_relative_to_the_promoted_evaluation():

@@ -53,7 +53,10 @@ def _retrieval_floor(aggregates: dict[str, float], thresholds: GateThresholds) -
     passed = value >= thresholds.min_retrieval_recall
     reason = (f"retrieval context recall {value:.3f} {'>=' if passed else '<'} floor "
               f"{thresholds.min_retrieval_recall:.2f} (hit rate {aggregates.get('hit_rate', 0):.3f})")
-    if not passed:
+    if not passed and aggregates.get("hit_rate") == 0:
+        reason += (": no retrieved chunk comes from a reference source; was the index built from the "
+                   "golden set's corpus/ (ragpipe eval does that)?")
+    elif not passed:
         reason += ": the retrieved chunks miss most reference passages (chunk size/overlap or embedder?)"
     return Verdict("retrieval_floor", passed, reason, {"value": value, "threshold": thresholds.min_retrieval_recall})
 
