@@ -26,7 +26,7 @@ GROUP = "promotion"
 ROLLBACK_JOB = "rollback"
 
 
-def point_alias(vector_store: VectorStore, store: EvaluationStore, alias: str, collection: str,
+def move_alias(vector_store: VectorStore, store: EvaluationStore, alias: str, collection: str,
                 keep: int, run_id: str, reason: str) -> dict[str, Any]:
     """Move the alias in one step, record it, then drop promoted versions beyond ``keep``."""
     previous = vector_store.alias_target(alias)
@@ -56,7 +56,7 @@ def promoted_index(context: AssetExecutionContext, rag_evaluation: dict, vector_
     if not rag_evaluation["gate_passed"]:  # materialized on its own, after a failed gate
         failed = "; ".join(g["reason"] for g in rag_evaluation["gate"] if not g["passed"])
         raise Failure(description=f"{rag_evaluation['collection']} did not pass the gate: {failed}")
-    promotion = point_alias(
+    promotion = move_alias(
         vector_store, evaluation_store, ingestion_settings.collection, rag_evaluation["collection"],
         evaluation_settings.keep_versions, context.run_id, f"gate passed (evaluation run {rag_evaluation['run_id']})",
     )
@@ -79,7 +79,7 @@ def roll_back_alias(context: OpExecutionContext, config: RollbackConfig, vector_
     if not vector_store.collection_exists(target):
         kept = kept_collections(evaluation_store.promotions(alias), evaluation_settings.keep_versions)
         raise Failure(description=f"no collection {target}; versions kept: {', '.join(kept) or 'none'}")
-    promotion = point_alias(vector_store, evaluation_store, alias, target, evaluation_settings.keep_versions,
+    promotion = move_alias(vector_store, evaluation_store, alias, target, evaluation_settings.keep_versions,
                             context.run_id, "rollback")
     context.log.info(f"alias {alias} now points to {target} (was {promotion['previous']})")
     return promotion
