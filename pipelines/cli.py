@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import signal
@@ -271,6 +272,37 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quarantine_list(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from pipelines.definitions import build_resources
+
+    ledger = build_resources(_settings(args))["ledger"]
+    entries = {version: ledger.quarantined(version) for version in ledger.status_counts()}
+    if args.json:
+        print(json.dumps({v: [asdict(e) for e in es] for v, es in entries.items()}, indent=2, default=str))
+        return 0
+    for version, listed in entries.items():
+        for entry in listed:
+            print(f"{version} {entry.doc_id} {entry.source} [{entry.scanner}: {', '.join(entry.rule_ids) or '-'}] "
+                  f"{entry.reason}")
+    return 0
+
+
+def cmd_quarantine_release(args: argparse.Namespace) -> int:
+    """Allow-list a quarantined document's content; the next ingest run indexes it."""
+    from pipelines.definitions import build_resources
+
+    ledger = build_resources(_settings(args))["ledger"]
+    released = ledger.release(args.doc_id, args.reason, args.by or getpass.getuser())
+    if not released:
+        print(f"error: no quarantined document has doc_id {args.doc_id} (see `ragpipe quarantine list`)",
+              file=sys.stderr)
+        return 1
+    print(f"released {args.doc_id} ({released} ledger row(s)); the next `ragpipe ingest` indexes it")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     """Start ``dagster dev`` on this data directory's instance (SQLite, telemetry off)."""
     settings = _settings(args)
@@ -316,7 +348,17 @@ def main(argv: list[str] | None = None) -> int:
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=cmd_ui)
 
-    for sub in (ingest, status_parser, evaluate, rollback, ui):
+    quarantine = commands.add_parser("quarantine", help="list quarantined documents or release one")
+    actions = quarantine.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="quarantined documents with scanner, rule ids and reason")
+    listing.set_defaults(handler=cmd_quarantine_list)
+    release = actions.add_parser("release", help="allow a quarantined document into the index (by doc_id)")
+    release.add_argument("doc_id", help="the document's sha256, as the quarantine asset or list shows it")
+    release.add_argument("--reason", required=True, help="why this content is safe to index (kept in the ledger)")
+    release.add_argument("--by", help="who releases it (default: the current user)")
+    release.set_defaults(handler=cmd_quarantine_release)
+
+    for sub in (ingest, status_parser, evaluate, rollback, ui, listing, release):
         sub.add_argument("--data-dir", type=Path, help="where state lives (default: .rag_data)")
         sub.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)

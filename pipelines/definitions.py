@@ -16,6 +16,7 @@ from dagster import (
 from assets.evaluation.assets import EVALUATION_ASSETS
 from assets.ingestion.assets import INGESTION_ASSETS
 from assets.promotion.assets import PROMOTION_ASSETS, rollback
+from assets.screening.assets import SCREENING_ASSETS
 from pipelines.settings import Settings
 from resources import (
     AzureOpenAILLM,
@@ -29,6 +30,8 @@ from resources import (
     QdrantVectorStore,
     SentenceTransformerEmbedder,
 )
+from resources.azure_ai import AzureLanguagePiiDetector, AzurePromptShield
+from resources.screening import HASH_SALT_ENV, ScreeningSettings, load_screening_file
 
 INGEST_JOB = "ingest"
 EVAL_JOB = "evaluate"
@@ -68,6 +71,16 @@ def build_resources(settings: Settings) -> dict:
             max_document_bytes=settings.max_document_bytes,
             failure_budget=settings.failure_budget,
             allow_empty_source=settings.allow_empty_source,
+            poisoning_threshold=settings.poisoning_threshold,
+        ),
+        "screening_settings": build_screening_settings(settings),
+        "pii_detector": AzureLanguagePiiDetector(
+            endpoint=settings.azure_language_endpoint,
+            api_key=EnvVar("RAGPIPE_AZURE_LANGUAGE_KEY") if settings.azure_language_endpoint else "",
+        ),
+        "injection_shield": AzurePromptShield(
+            endpoint=settings.content_safety_endpoint,
+            api_key=EnvVar("RAGPIPE_CONTENT_SAFETY_KEY") if settings.content_safety_endpoint else "",
         ),
         "evaluation_settings": EvaluationSettings(
             golden_set_dir=str(settings.golden_set_path),
@@ -89,20 +102,30 @@ def build_resources(settings: Settings) -> dict:
     }
 
 
+def build_screening_settings(settings: Settings) -> ScreeningSettings:
+    """The screening file's policy plus env overrides; secrets stay behind EnvVar."""
+    fields = load_screening_file(settings.screening_config) if settings.screening_config else {}
+    if settings.spacy_model_path:
+        fields["spacy_model_path"] = settings.spacy_model_path
+    fields["quarantine_rate_warn"] = settings.quarantine_rate_warn
+    salt = EnvVar(HASH_SALT_ENV) if os.environ.get(HASH_SALT_ENV) else ""
+    return ScreeningSettings(**fields, pii_hash_salt=salt)
+
+
 def build_definitions(settings: Settings, resource_overrides: dict | None = None) -> Definitions:
     """The code location for a profile; ``resource_overrides`` swaps backends by key."""
     ingest = define_asset_job(
         INGEST_JOB,
-        selection=AssetSelection.groups("ingestion"),
+        selection=AssetSelection.groups("ingestion", "screening"),
         description="Bring the vector index up to date with the source, incrementally.",
     )
     evaluate = define_asset_job(
         EVAL_JOB,
-        selection=AssetSelection.groups("ingestion", "evaluation", "promotion"),
+        selection=AssetSelection.groups("ingestion", "screening", "evaluation", "promotion"),
         description="Bring the candidate index up to date, score it on the golden set, promote it if the gate passes.",
     )
     return Definitions(
-        assets=[*INGESTION_ASSETS, *EVALUATION_ASSETS, *PROMOTION_ASSETS],
+        assets=[*INGESTION_ASSETS, *SCREENING_ASSETS, *EVALUATION_ASSETS, *PROMOTION_ASSETS],
         jobs=[ingest, evaluate, rollback],
         resources={**build_resources(settings), **(resource_overrides or {})},
         executor=in_process_executor,

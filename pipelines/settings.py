@@ -39,6 +39,12 @@ _ENV = {
     "judge_url": "RAGPIPE_JUDGE_URL",
     "judge_model": "RAGPIPE_JUDGE_MODEL",
     "azure_openai_api_version": "RAGPIPE_AZURE_OPENAI_API_VERSION",
+    "poisoning_threshold": "RAGPIPE_POISONING_THRESHOLD",
+    "screening_config": "RAGPIPE_SCREENING_CONFIG",
+    "spacy_model_path": "RAGPIPE_SPACY_MODEL_PATH",
+    "quarantine_rate_warn": "RAGPIPE_QUARANTINE_RATE_WARN",
+    "azure_language_endpoint": "RAGPIPE_AZURE_LANGUAGE_ENDPOINT",
+    "content_safety_endpoint": "RAGPIPE_CONTENT_SAFETY_ENDPOINT",
 }
 
 
@@ -75,6 +81,12 @@ class Settings:
     judge_url: str = ""
     judge_model: str = ""
     azure_openai_api_version: str = "2024-10-21"
+    poisoning_threshold: float = 0.8
+    screening_config: str = ""
+    spacy_model_path: str = ""
+    quarantine_rate_warn: float = 0.01
+    azure_language_endpoint: str = ""
+    content_safety_endpoint: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
-STATUSES = ("indexed", "quarantined", "failed", "deleted")
+# ``released``: quarantined content an operator allowed in; the next run indexes it.
+STATUSES = ("indexed", "quarantined", "failed", "deleted", "released")
 
 _metadata = sa.MetaData()
 documents = sa.Table(
@@ -34,6 +35,48 @@ documents = sa.Table(
     sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+# What decided each quarantine (side tables, so ledgers created before them need no migration).
+quarantine_details = sa.Table(
+    "quarantine_details",
+    _metadata,
+    sa.Column("index_version", sa.String(64), primary_key=True),
+    sa.Column("source", sa.String(2048), primary_key=True),
+    sa.Column("doc_id", sa.String(64), nullable=True),
+    sa.Column("scanner", sa.String(64), nullable=False),
+    sa.Column("rule_ids", sa.Text, nullable=False),
+    sa.Column("score", sa.Float, nullable=True),
+)
+# The operator's allow-list: content (by doc_id) let past the poisoning scans, and why.
+releases = sa.Table(
+    "quarantine_releases",
+    _metadata,
+    sa.Column("doc_id", sa.String(64), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("released_by", sa.String(256), nullable=False),
+    sa.Column("released_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class QuarantineDetail:
+    scanner: str
+    rule_ids: tuple[str, ...] = ()
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class QuarantineEntry:
+    """A quarantined document as the ``quarantine`` asset lists it."""
+
+    source: str
+    doc_id: str | None
+    version: str | None
+    reason: str
+    scanner: str
+    rule_ids: tuple[str, ...]
+    score: float | None
+    quarantined_at: datetime
+    run_id: str | None
 
 
 @dataclass
@@ -47,6 +90,7 @@ class LedgerRow:
     chunk_count: int = 0
     run_id: str | None = None
     updated_at: datetime | None = field(default=None, compare=False)
+    detail: QuarantineDetail | None = field(default=None, compare=False)
 
 
 class Ledger(ConfigurableResource):
@@ -116,8 +160,19 @@ class Ledger(ConfigurableResource):
         statement = statement.on_conflict_do_update(
             index_elements=["index_version", "source"], set_=updated
         )
+        details = [
+            {"index_version": index_version, "source": row.source, "doc_id": row.doc_id,
+             "scanner": row.detail.scanner, "rule_ids": ",".join(row.detail.rule_ids), "score": row.detail.score}
+            for row in rows if row.status == "quarantined" and row.detail
+        ]
         with engine.begin() as connection:
             connection.execute(statement, values)
+            if details:
+                detail_insert = insert(quarantine_details)
+                connection.execute(detail_insert.on_conflict_do_update(
+                    index_elements=["index_version", "source"],
+                    set_={name: detail_insert.excluded[name] for name in ("doc_id", "scanner", "rule_ids", "score")},
+                ), details)
 
     def status_counts(self) -> dict[str, dict[str, int]]:
         """Rows per status, per index version."""
@@ -149,3 +204,45 @@ class Ledger(ConfigurableResource):
         )
         with self.engine().connect() as connection:
             return {doc_id: (source, count) for doc_id, source, count in connection.execute(query)}
+
+    def quarantined(self, index_version: str) -> list[QuarantineEntry]:
+        """Documents quarantined now, with what decided it (``ingestion`` for parse-time
+        rejections such as empty or oversized files)."""
+        d, q = documents, quarantine_details
+        query = (
+            sa.select(d.c.source, d.c.doc_id, d.c.version, d.c.reason, d.c.updated_at, d.c.run_id,
+                      q.c.scanner, q.c.rule_ids, q.c.score)
+            .select_from(d.outerjoin(q, sa.and_(q.c.index_version == d.c.index_version, q.c.source == d.c.source,
+                                                q.c.doc_id == d.c.doc_id)))
+            .where(d.c.index_version == index_version, d.c.status == "quarantined")
+            .order_by(d.c.updated_at.desc(), d.c.source)
+        )
+        with self.engine().connect() as connection:
+            return [
+                QuarantineEntry(
+                    source=row.source, doc_id=row.doc_id, version=row.version, reason=row.reason or "",
+                    scanner=row.scanner or "ingestion", rule_ids=tuple(filter(None, (row.rule_ids or "").split(","))),
+                    score=row.score, quarantined_at=row.updated_at, run_id=row.run_id,
+                )
+                for row in connection.execute(query)
+            ]
+
+    def release(self, doc_id: str, reason: str, released_by: str) -> int:
+        """Allow-list ``doc_id`` and mark its quarantined rows ``released`` so the next run
+        processes them again; returns how many rows were released (0: nothing to release)."""
+        now = datetime.now(UTC)
+        with self.engine().begin() as connection:
+            released = connection.execute(
+                sa.update(documents)
+                .where(documents.c.doc_id == doc_id, documents.c.status == "quarantined")
+                .values(status="released", reason=f"released by {released_by}: {reason}", updated_at=now)
+            ).rowcount
+            if released:
+                connection.execute(sa.delete(releases).where(releases.c.doc_id == doc_id))
+                connection.execute(sa.insert(releases).values(
+                    doc_id=doc_id, reason=reason, released_by=released_by, released_at=now))
+        return released
+
+    def released_doc_ids(self) -> frozenset[str]:
+        with self.engine().connect() as connection:
+            return frozenset(connection.execute(sa.select(releases.c.doc_id)).scalars())

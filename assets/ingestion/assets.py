@@ -19,8 +19,11 @@ from dagster import (
 
 from assets.ingestion import stages
 from assets.ingestion.changes import CHANGE_CLASSES, expected_point_count
+from assets.screening.assets import build_screener
+from resources.azure_ai import InjectionShield, PiiDetector
 from resources.embedders import Embedder
 from resources.ledger import Ledger, LedgerRow
+from resources.screening import ScreeningSettings
 from resources.settings import IngestionSettings
 from resources.sources import DocumentSource
 from resources.staging import LocalStaging, Manifest
@@ -79,13 +82,16 @@ def raw_documents(
     ledger: Ledger,
     staging: LocalStaging,
     ingestion_settings: IngestionSettings,
+    screening_settings: ScreeningSettings,
 ) -> Output[Manifest]:
     started = time.monotonic()
+    pii_config = screening_settings.pii_config()
     try:
         ingestion_settings.validate_against(embedder.max_input_tokens(), embedder.identity()["model"])
+        pii_config.validate(screening_settings.pii_hash_salt)
     except ValueError as error:
         raise Failure(description=str(error)) from None
-    version = stages.current_index_version(embedder, ingestion_settings)
+    version = stages.current_index_version(embedder, ingestion_settings, pii_config.fingerprint())
     collection = stages.collection_name(ingestion_settings.collection, version)
     rows = ledger.rows(version)
     if rows and not vector_store.collection_exists(collection):  # dropped by hand: rebuild it all
@@ -135,17 +141,19 @@ def clean_documents(context: AssetExecutionContext, raw_documents: Manifest, sta
     kinds={"python", "security"},
     description=(
         "Screens each document before it can reach the index: quarantines likely prompt "
-        "injection (rule id, score and location recorded, never the text) and redacts PII, "
-        "keeping only counts per entity type."
+        "injection, including obfuscated, encoded and hidden text (rule id, score and location "
+        "recorded, never the text), and applies the PII policy (Presidio; redact, mask, hash or "
+        "quarantine), keeping only counts per entity type."
     ),
 )
 def screened_documents(context: AssetExecutionContext, clean_documents: Manifest, staging: LocalStaging,
-                       ledger: Ledger, ingestion_settings: IngestionSettings) -> Output[Manifest]:
+                       ledger: Ledger, ingestion_settings: IngestionSettings,
+                       screening_settings: ScreeningSettings, pii_detector: ResourceParam[PiiDetector],
+                       injection_shield: ResourceParam[InjectionShield]) -> Output[Manifest]:
     started = time.monotonic()
     writer = staging.writer("screened_documents", context.run_id)
-    report, rejections = stages.screen_stage(
-        staging.read(clean_documents), writer, ingestion_settings.poisoning_threshold
-    )
+    screener = build_screener(screening_settings, ingestion_settings, ledger, pii_detector, injection_shield)
+    report, rejections = stages.screen_stage(staging.read(clean_documents), writer, screener)
     writer.manifest.extra.update(clean_documents.extra)
     return _finish(context, writer.manifest, report, started, ledger,
                    clean_documents.extra["index_version"], rejections)
@@ -157,17 +165,20 @@ def screened_documents(context: AssetExecutionContext, clean_documents: Manifest
     description=(
         "Splits each screened document into chunks measured in the embedder's own tokens, "
         "section by section (and page by page), with the full payload and a deterministic "
-        "point id per chunk."
+        "point id per chunk; rescans every chunk for prompt injection (and with Prompt Shields "
+        "when configured) and quarantines the document on a hit."
     ),
 )
 def chunks(context: AssetExecutionContext, screened_documents: Manifest, staging: LocalStaging,
-           ledger: Ledger, embedder: ResourceParam[Embedder],
-           ingestion_settings: IngestionSettings) -> Output[Manifest]:
+           ledger: Ledger, embedder: ResourceParam[Embedder], ingestion_settings: IngestionSettings,
+           screening_settings: ScreeningSettings, pii_detector: ResourceParam[PiiDetector],
+           injection_shield: ResourceParam[InjectionShield]) -> Output[Manifest]:
     started = time.monotonic()
     writer = staging.writer("chunks", context.run_id)
     version = screened_documents.extra["index_version"]
+    screener = build_screener(screening_settings, ingestion_settings, ledger, pii_detector, injection_shield)
     report, rejections = stages.chunk_stage(
-        staging.read(screened_documents), writer, ingestion_settings, embedder.count_tokens, version
+        staging.read(screened_documents), writer, ingestion_settings, embedder.count_tokens, version, screener
     )
     writer.manifest.extra.update(screened_documents.extra)
     return _finish(context, writer.manifest, report, started, ledger, version, rejections)

@@ -4,7 +4,7 @@
 |------------------------------------------------|-------------|---------------------------|
 | not in the ledger (or deleted, or never built) | new         | parse, embed, upsert      |
 | same doc_id as last seen, indexed/quarantined  | unchanged   | the hash only             |
-| same doc_id, last attempt failed               | retry       | parse, embed, upsert      |
+| same doc_id, last attempt failed or released   | retry       | parse, embed, upsert      |
 | different doc_id                               | changed     | new chunks, then old gone |
 | in the ledger, no longer listed                | deleted     | its chunks removed        |
 """
@@ -23,7 +23,7 @@ def classify(doc_id: str, row: LedgerRow | None) -> str:
         return "new"
     if row.doc_id != doc_id:
         return "changed"
-    if row.status == "failed":
+    if row.status in ("failed", "released"):
         return "retry"
     return "unchanged"
 

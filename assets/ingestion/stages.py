@@ -24,16 +24,17 @@ from assets.ingestion.documents import (
     index_version,
     point_id,
 )
-from assets.ingestion.parsing import parse_document
+from assets.ingestion.parsing import content_type_of, parse_document
+from assets.screening.hidden_text import hidden_text
 from assets.screening.pii import redact_pii, redacted_preview
 from assets.screening.poisoning import SCREENING_VERSION
-from assets.screening.screen import screen_document
-from resources.ledger import LedgerRow
+from assets.screening.screen import Screener, ScreeningQuarantine
+from resources.ledger import LedgerRow, QuarantineDetail
 from resources.staging import BatchWriter, Manifest
 from resources.vector_stores import Point
 
 
-def current_index_version(embedder, settings) -> str:
+def current_index_version(embedder, settings, pii_policy: dict) -> str:
     return index_version(
         {
             "embedder": embedder.identity(),
@@ -42,6 +43,7 @@ def current_index_version(embedder, settings) -> str:
             "cleaning": CLEANING_VERSION,
             "screening": SCREENING_VERSION,
             "poisoning_threshold": settings.poisoning_threshold,
+            "pii_policy": pii_policy,
         }
     )
 
@@ -62,6 +64,8 @@ class StageReport:
         self.counts[error.status] += 1
         reason = redact_pii(error.reason)[0]
         self.rejected.append({"source": record["source"], "status": error.status, "reason": reason})
+        detail = (QuarantineDetail(error.scanner, tuple(error.rule_ids), error.score)
+                  if isinstance(error, ScreeningQuarantine) else None)
         return LedgerRow(
             source=record["source"],
             status=error.status,
@@ -70,6 +74,7 @@ class StageReport:
             reason=reason,
             indexed_doc_id=record.get("indexed_doc_id"),
             chunk_count=record.get("chunk_count", 0),
+            detail=detail,
         )
 
 
@@ -168,17 +173,21 @@ def _carry(record: dict[str, Any]) -> dict[str, Any]:
 
 def clean_stage(records, writer: BatchWriter) -> tuple[StageReport, list[LedgerRow]]:
     def parse(record):
-        document = parse_document(record["source"], base64.b64decode(record["content_b64"]))
-        return [{**_carry(record), "document": document.to_dict()}]
+        data = base64.b64decode(record["content_b64"])
+        document = parse_document(record["source"], data)
+        hidden = hidden_text(content_type_of(record["source"]), data)  # for the poisoning scan
+        return [{**_carry(record), "document": document.to_dict(), "hidden_text": hidden}]
 
     return _map_documents(records, writer, parse)
 
 
-def screen_stage(records, writer: BatchWriter, threshold: float) -> tuple[StageReport, list[LedgerRow]]:
+def screen_stage(records, writer: BatchWriter, screener: Screener) -> tuple[StageReport, list[LedgerRow]]:
     pii_totals: Counter = Counter()
 
     def screen(record):
-        document, pii = screen_document(ParsedDocument.from_dict(record["document"]), threshold)
+        document, pii = screener.screen_document(
+            ParsedDocument.from_dict(record["document"]), record["doc_id"], record.get("hidden_text", ())
+        )
         pii_totals.update(pii)
         return [{**_carry(record), "document": document.to_dict(), "pii_entities": pii}]
 
@@ -187,7 +196,8 @@ def screen_stage(records, writer: BatchWriter, threshold: float) -> tuple[StageR
     return report, rejections
 
 
-def chunk_stage(records, writer: BatchWriter, settings, count_tokens, version: str) -> tuple[StageReport, list[LedgerRow]]:
+def chunk_stage(records, writer: BatchWriter, settings, count_tokens, version: str,
+                screener: Screener) -> tuple[StageReport, list[LedgerRow]]:
     splitter = make_splitter(settings.chunk_size_tokens, settings.chunk_overlap_tokens, count_tokens)
     tokens = Counter()
 
@@ -202,6 +212,7 @@ def chunk_stage(records, writer: BatchWriter, settings, count_tokens, version: s
             splitter=splitter,
             count_tokens=count_tokens,
         )
+        screener.screen_chunks(record["doc_id"], [payload["text"] for payload in payloads])
         tokens["chunks"] += len(payloads)
         tokens["tokens"] += sum(p["token_count"] for p in payloads)
         return [{"point_id": p.pop("point_id"), "doc": _carry(record), "payload": p} for p in payloads]

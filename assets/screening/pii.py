@@ -1,88 +1,284 @@
-"""Pattern-based PII detection and redaction (structured identifiers).
+"""PII detection and anonymisation with Presidio, offline.
 
-Each entity is replaced by ``<ENTITY_TYPE>``; callers keep counts per type, never values.
+Presidio's pattern recognizers (with checksums for credit cards and IBANs) run on a blank
+spaCy tokenizer, which is enough for their context words; PERSON, ORGANIZATION and
+LOCATION need a spaCy NER model, so they turn on only when a model path is configured.
+Each entity type has an action: ``redact`` (``<EMAIL_ADDRESS>``), ``mask`` (all but the last
+four characters), ``hash`` (stable salted sha256) or ``quarantine`` (the document is kept
+out of the index). Callers keep counts per entity type, never values.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
 
+PII_ACTIONS = ("redact", "mask", "hash", "quarantine")
+STRUCTURED_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS")
+DEFAULT_ENTITIES = STRUCTURED_ENTITIES + ("US_ITIN", "CRYPTO", "MAC_ADDRESS")
+NER_ENTITIES = ("PERSON", "ORGANIZATION", "LOCATION")
+MIN_SALT_LENGTH = 16  # Presidio's hash operator refuses shorter salts
+_LANGUAGE = "en"
 
-def _luhn_valid(candidate: str) -> bool:
-    digits = [int(c) for c in candidate if c.isdigit()]
-    if not 13 <= len(digits) <= 19:
-        return False
-    total = 0
-    for position, digit in enumerate(reversed(digits)):
-        if position % 2:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    return total % 10 == 0
-
-
-def _iban_valid(candidate: str) -> bool:
-    compact = candidate.replace(" ", "").upper()
-    rearranged = compact[4:] + compact[:4]
-    numeric = "".join(str(int(c, 36)) for c in rearranged)
-    return len(compact) >= 15 and int(numeric) % 97 == 1
-
-
-def _ip_valid(candidate: str) -> bool:
-    return all(0 <= int(part) <= 255 for part in candidate.split("."))
+# Presidio logs the words around each match (document text, PII included) at DEBUG.
+for _logger in ("presidio-analyzer", "presidio-anonymizer"):
+    logging.getLogger(_logger).setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
-class PiiPattern:
+class CustomRecognizer:
+    """A configured entity: a regex, and words that raise its score when nearby."""
+
     entity: str
-    regex: re.Pattern
-    validate: object = None
-
-
-PII_PATTERNS = (
-    PiiPattern("EMAIL_ADDRESS", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")),
-    PiiPattern("IBAN_CODE", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), _iban_valid),
-    PiiPattern("CREDIT_CARD", re.compile(r"\b(?:\d[ -]?){12,18}\d\b"), _luhn_valid),
-    PiiPattern("US_SSN", re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")),
-    PiiPattern("IP_ADDRESS", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"), _ip_valid),
-    PiiPattern(
-        "PHONE_NUMBER",
-        re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}\b"),
-    ),
-)
+    pattern: str
+    context: tuple[str, ...] = ()
+    score: float = 0.6
 
 
 @dataclass(frozen=True)
-class PiiMatch:
+class PiiConfig:
+    """What to look for and what to do with it. The hash salt is not part of it: it is a
+    secret, passed to ``PiiEngine`` separately so configuration can be shown safely."""
+
+    actions: Mapping[str, str] = field(default_factory=dict)
+    default_action: str = "redact"
+    custom_recognizers: tuple[CustomRecognizer, ...] = ()
+    spacy_model_path: str = ""
+    score_threshold: float = 0.4
+
+    @property
+    def entities(self) -> list[str]:
+        ner = NER_ENTITIES if self.spacy_model_path else ()
+        return [*DEFAULT_ENTITIES, *ner, *(r.entity for r in self.custom_recognizers)]
+
+    def action_for(self, entity: str) -> str:
+        return self.actions.get(entity, self.default_action)
+
+    def validate(self, hash_salt: str) -> None:
+        """Reject a policy that cannot be honoured, before any document is read."""
+        for entity, action in {**self.actions, "default": self.default_action}.items():
+            if action not in PII_ACTIONS:
+                raise ValueError(f"PII action {action!r} for {entity} is not one of {', '.join(PII_ACTIONS)}")
+        uses_hash = "hash" in (self.default_action, *self.actions.values())
+        if uses_hash and len(hash_salt) < MIN_SALT_LENGTH:
+            raise ValueError(
+                f"the PII policy hashes values but RAGPIPE_PII_HASH_SALT is unset or shorter than "
+                f"{MIN_SALT_LENGTH} characters; set it to a long random secret"
+            )
+
+    def fingerprint(self) -> dict:
+        """Everything that changes the indexed text (for the index version); no secrets."""
+        return {
+            "actions": dict(sorted(self.actions.items())),
+            "default_action": self.default_action,
+            "custom": [[r.entity, r.pattern, list(r.context), r.score] for r in self.custom_recognizers],
+            "ner_model": bool(self.spacy_model_path),
+            "score_threshold": self.score_threshold,
+        }
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One PII span, from Presidio or an external detector."""
+
     entity: str
     start: int
     end: int
+    score: float
 
 
-def find_pii(text: str) -> list[PiiMatch]:
-    """Non-overlapping matches; earlier patterns in ``PII_PATTERNS`` win overlaps."""
-    taken: list[PiiMatch] = []
-    for pattern in PII_PATTERNS:
-        for match in pattern.regex.finditer(text):
-            if pattern.validate and not pattern.validate(match.group()):
-                continue
-            if any(match.start() < t.end and t.start < match.end() for t in taken):
-                continue
-            taken.append(PiiMatch(pattern.entity, match.start(), match.end()))
-    return sorted(taken, key=lambda m: m.start)
+@dataclass
+class PiiResult:
+    text: str
+    counts: Counter
+    quarantined_entities: set[str]
+
+
+def _lemma_as_lowercase(doc):
+    """Presidio matches context words against lemmas; a blank pipeline has none."""
+    for token in doc:
+        token.lemma_ = token.lower_
+    return doc
+
+
+def _nlp_engine(spacy_model_path: str):
+    import spacy
+    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+    from spacy.language import Language
+
+    if "ragpipe_lowercase_lemma" not in Language.factories:
+        Language.component("ragpipe_lowercase_lemma", func=_lemma_as_lowercase)
+
+    class LocalSpacyNlpEngine(SpacyNlpEngine):
+        """A spaCy model from a local path, or a blank tokenizer: never a download."""
+
+        def load(self) -> None:
+            if spacy_model_path:
+                self.nlp = {_LANGUAGE: spacy.load(spacy_model_path)}
+            else:
+                blank = spacy.blank(_LANGUAGE)
+                blank.add_pipe("ragpipe_lowercase_lemma")
+                self.nlp = {_LANGUAGE: blank}
+
+    engine = LocalSpacyNlpEngine(
+        models=[{"lang_code": _LANGUAGE, "model_name": spacy_model_path or "blank"}],
+        ner_model_configuration=NerModelConfiguration(
+            model_to_presidio_entity_mapping={
+                "PERSON": "PERSON", "PER": "PERSON", "ORG": "ORGANIZATION",
+                "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION",
+            },
+        ),
+    )
+    engine.load()
+    return engine
+
+
+def _offline_email_recognizer():
+    """Presidio's e-mail recognizer, validating domains against tldextract's bundled
+    suffix list: the module-level ``tldextract.extract`` fetches the list from the web."""
+    import tldextract
+    from presidio_analyzer.predefined_recognizers import EmailRecognizer
+
+    extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+    class OfflineEmailRecognizer(EmailRecognizer):
+        def validate_result(self, pattern_text: str) -> bool:
+            return extractor(pattern_text).fqdn != ""
+
+    return OfflineEmailRecognizer()
+
+
+def _credit_card_recognizer():
+    """Presidio's credit-card recognizer (Luhn-checked) plus Mastercard's 2-series BINs
+    (2221-2720, issued since 2017), which its patterns predate."""
+    from presidio_analyzer import Pattern
+    from presidio_analyzer.predefined_recognizers import CreditCardRecognizer
+
+    two_series = Pattern(
+        "mastercard_2_series",
+        r"\b2(?:22[1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)[- ]?\d{4}[- ]?\d{4}[- ]?\d{4}\b",
+        0.3,
+    )
+    return CreditCardRecognizer(patterns=[*CreditCardRecognizer.PATTERNS, two_series])
+
+
+_BARE_DIGITS = re.compile(r"\d{7,}")
+_CONTEXT_FREE_PHONE_SCORE = 0.4  # Presidio's phone score before context words raise it
+
+
+def _plausible(detection: Detection, text: str) -> bool:
+    """A bare run of digits is a phone number only with one of Presidio's context words
+    ("phone", "number", "mobile") nearby: without one it is more often an order, batch or
+    account reference."""
+    return not (
+        detection.entity == "PHONE_NUMBER"
+        and detection.score <= _CONTEXT_FREE_PHONE_SCORE
+        and _BARE_DIGITS.fullmatch(text[detection.start:detection.end])
+    )
+
+
+def _resolve_overlaps(found: list[Detection]) -> list[Detection]:
+    """One entity per span: the highest score wins, then the longer span (an IBAN over
+    the card-like digits inside it, an SSN over the phone-like reading of it)."""
+    kept: list[Detection] = []
+    for candidate in sorted(found, key=lambda d: (-d.score, d.start - d.end)):
+        if not any(candidate.start < k.end and k.start < candidate.end for k in kept):
+            kept.append(candidate)
+    return sorted(kept, key=lambda d: d.start)
+
+
+def _pattern_recognizer(custom: CustomRecognizer):
+    from presidio_analyzer import Pattern, PatternRecognizer
+
+    return PatternRecognizer(
+        supported_entity=custom.entity,
+        name=f"custom_{custom.entity.lower()}",
+        patterns=[Pattern(name=custom.entity.lower(), regex=custom.pattern, score=custom.score)],
+        context=list(custom.context) or None,
+    )
+
+
+class PiiEngine:
+    """Presidio analyzer and anonymizer, built once per run from a ``PiiConfig``."""
+
+    def __init__(self, config: PiiConfig, hash_salt: str = ""):
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_anonymizer import AnonymizerEngine
+
+        config.validate(hash_salt)
+        self.config = config
+        nlp_engine = _nlp_engine(config.spacy_model_path)
+        registry = RecognizerRegistry(supported_languages=[_LANGUAGE])
+        registry.load_predefined_recognizers(languages=[_LANGUAGE], nlp_engine=nlp_engine)
+        registry.remove_recognizer("EmailRecognizer")
+        registry.add_recognizer(_offline_email_recognizer())
+        registry.remove_recognizer("CreditCardRecognizer")
+        registry.add_recognizer(_credit_card_recognizer())
+        for custom in config.custom_recognizers:
+            registry.add_recognizer(_pattern_recognizer(custom))
+        self._analyzer = AnalyzerEngine(
+            registry=registry, nlp_engine=nlp_engine, supported_languages=[_LANGUAGE],
+            default_score_threshold=config.score_threshold,
+        )
+        self._anonymizer = AnonymizerEngine()
+        self._hash_salt = hash_salt
+        self._entities = config.entities
+
+    def detect(self, text: str) -> list[Detection]:
+        results = self._analyzer.analyze(text=text, language=_LANGUAGE, entities=self._entities)
+        found = [Detection(r.entity_type, r.start, r.end, r.score) for r in results]
+        return _resolve_overlaps([d for d in found if _plausible(d, text)])
+
+    def anonymize(self, text: str, external: Iterable[Detection] = ()) -> PiiResult:
+        """Apply each entity's action to Presidio's findings plus any external ones."""
+        from presidio_anonymizer.entities import RecognizerResult
+
+        found = _resolve_overlaps(
+            [*self.detect(text), *(d for d in external if d.score >= self.config.score_threshold)]
+        )
+        if not found:
+            return PiiResult(text, Counter(), set())
+        results = [RecognizerResult(d.entity, d.start, d.end, d.score) for d in found]
+        anonymized = self._anonymizer.anonymize(text=text, analyzer_results=results, operators=self._operators(found))
+        counts = Counter(item.entity_type for item in anonymized.items)
+        quarantined = {e for e in counts if self.config.action_for(e) == "quarantine"}
+        return PiiResult(anonymized.text, counts, quarantined)
+
+    def _operators(self, found: Sequence[Detection]) -> dict:
+        from presidio_anonymizer.entities import OperatorConfig
+
+        def operator(entity: str) -> OperatorConfig:
+            action = self.config.action_for(entity)
+            if action == "mask":
+                return OperatorConfig("custom", {"lambda": _mask})
+            if action == "hash":
+                return OperatorConfig("hash", {"hash_type": "sha256", "salt": self._hash_salt})
+            return OperatorConfig("replace", {"new_value": f"<{entity}>"})
+
+        return {entity: operator(entity) for entity in {d.entity for d in found}}
+
+
+def _mask(value: str) -> str:
+    return "*" * max(len(value) - 4, 0) + value[-4:]
+
+
+@cache
+def default_engine() -> PiiEngine:
+    """The default policy's engine (redact every built-in type), for previews and reasons."""
+    return PiiEngine(PiiConfig())
 
 
 def redact_pii(text: str) -> tuple[str, Counter]:
-    """Text with each PII value replaced by its type tag, and counts per type."""
-    counts: Counter = Counter()
-    pieces, cursor = [], 0
-    for match in find_pii(text):
-        pieces += [text[cursor:match.start], f"<{match.entity}>"]
-        counts[match.entity] += 1
-        cursor = match.end
-    pieces.append(text[cursor:])
-    return "".join(pieces), counts
+    """Text with each built-in PII type replaced by its tag, and counts per type.
+
+    Used for previews and rejection reasons that reach Dagster metadata: the same engine
+    as the index, so nothing a preview shows would have been redacted from the index."""
+    result = default_engine().anonymize(text)
+    return result.text, result.counts
 
 
 def redacted_preview(text: str, length: int = 160) -> str:

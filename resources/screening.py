@@ -1,0 +1,59 @@
+"""Screening configuration: the PII policy, custom recognizers and quarantine alerting.
+
+The hash salt is a secret: pass it as ``EnvVar("RAGPIPE_PII_HASH_SALT")`` so run config
+shows the variable's name, never its value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from dagster import Config, ConfigurableResource
+
+from assets.screening.pii import CustomRecognizer, PiiConfig, PiiEngine
+
+HASH_SALT_ENV = "RAGPIPE_PII_HASH_SALT"
+
+
+class CustomRecognizerConfig(Config):
+    """An organisation's own identifier, e.g. ``EMPLOYEE_ID`` = ``EMP-\\d{6}``."""
+
+    entity: str
+    pattern: str
+    context: list[str] = []
+    score: float = 0.6
+
+
+class ScreeningSettings(ConfigurableResource):
+    pii_actions: dict[str, str] = {}
+    pii_default_action: str = "redact"
+    pii_score_threshold: float = 0.4
+    custom_recognizers: list[CustomRecognizerConfig] = []
+    spacy_model_path: str = ""
+    pii_hash_salt: str = ""
+    quarantine_rate_warn: float = 0.01
+
+    def pii_config(self) -> PiiConfig:
+        return PiiConfig(
+            actions=dict(self.pii_actions),
+            default_action=self.pii_default_action,
+            custom_recognizers=tuple(
+                CustomRecognizer(r.entity, r.pattern, tuple(r.context), r.score) for r in self.custom_recognizers
+            ),
+            spacy_model_path=self.spacy_model_path,
+            score_threshold=self.pii_score_threshold,
+        )
+
+    def pii_engine(self) -> PiiEngine:
+        return PiiEngine(self.pii_config(), hash_salt=self.pii_hash_salt)
+
+
+def load_screening_file(path: str | Path) -> dict:
+    """ScreeningSettings fields from a YAML file (``RAGPIPE_SCREENING_CONFIG``)."""
+    loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: expected a mapping of screening settings")
+    if "pii_hash_salt" in loaded:
+        raise ValueError(f"{path}: the hash salt is a secret; set {HASH_SALT_ENV} instead")
+    return loaded
