@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         data_dir=args.data_dir,
         source_dir=getattr(args, "source", None),
         chunk_size_tokens=getattr(args, "chunk_size", None),
+        chunk_overlap_tokens=getattr(args, "chunk_overlap", None),
+        golden_set=getattr(args, "golden_set", None),
+        retriever=getattr(args, "retriever", None),
     )
 
 
@@ -93,15 +97,15 @@ def _print_summary(summary: dict[str, Any]) -> None:
         print(f"error: {error}", file=sys.stderr)
 
 
-def run_ingest(settings: Settings, resource_overrides: dict | None = None,
-               log_level: str = "INFO") -> dict[str, Any]:
-    """Run the ``ingest`` job in process on the data directory's instance; return its summary.
+def _execute(settings: Settings, job: str, resource_overrides: dict | None, log_level: str,
+             run_config: dict | None = None):
+    """Run a job in process on the data directory's instance; returns the result and seconds.
 
     Raises ValueError, before any work, on settings the embedder cannot honour.
     """
     from dagster import DagsterInstance
 
-    from pipelines.definitions import INGEST_JOB, build_definitions
+    from pipelines.definitions import build_definitions
 
     definitions = build_definitions(settings, resource_overrides)
     resources = definitions.resources
@@ -110,12 +114,20 @@ def run_ingest(settings: Settings, resource_overrides: dict | None = None,
     ensure_dagster_home(settings.dagster_home)
     started = time.monotonic()
     with DagsterInstance.get() as instance:
-        result = definitions.resolve_job_def(INGEST_JOB).execute_in_process(
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        result = definitions.resolve_job_def(job).execute_in_process(
+            run_config={**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}},
             instance=instance,
             raise_on_error=False,
         )
-    return summarize(result, time.monotonic() - started)
+    return result, time.monotonic() - started
+
+
+def run_ingest(settings: Settings, resource_overrides: dict | None = None,
+               log_level: str = "INFO") -> dict[str, Any]:
+    """Run the ``ingest`` job; return its summary. ValueError on invalid settings."""
+    from pipelines.definitions import INGEST_JOB
+
+    return summarize(*_execute(settings, INGEST_JOB, resource_overrides, log_level))
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -134,12 +146,20 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def status(settings: Settings) -> dict[str, Any]:
+    from assets.promotion.versions import kept_collections
     from pipelines.definitions import build_resources
 
     resources = build_resources(settings)
-    store = resources["vector_store"]
+    store, alias = resources["vector_store"], settings.collection
     try:
-        return {"ledger": resources["ledger"].status_counts(), "collections": store.collections()}
+        collections = store.collections()
+        history = resources["evaluation_store"].promotions(alias)
+        return {
+            "ledger": resources["ledger"].status_counts(),
+            "collections": collections,
+            "alias": {"name": alias, "target": store.alias_target(alias)},
+            "versions_kept": [c for c in kept_collections(history, settings.keep_versions) if c in collections],
+        }
     finally:
         store.close()
 
@@ -153,6 +173,102 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"index version {version}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     for name, count in report["collections"].items():
         print(f"collection {name}: {count} points")
+    print(f"alias {report['alias']['name']} -> {report['alias']['target'] or '(not promoted yet)'}; "
+          f"versions kept: {', '.join(report['versions_kept']) or 'none'}")
+    return 0
+
+
+def _output_of(result, node: str) -> Any:
+    try:
+        return result.output_for_node(node)
+    except Exception:  # noqa: BLE001 - the step did not run or failed; the run's errors say why
+        return None
+
+
+def run_eval(settings: Settings, resource_overrides: dict | None = None, log_level: str = "INFO") -> dict[str, Any]:
+    """Run the ``evaluate`` job on the golden set's corpus: ingest (or reuse) the candidate
+    index, evaluate it, promote it if the gate passes. ValueError on invalid settings."""
+    from assets.evaluation.golden import CORPUS_DIR
+    from pipelines.definitions import EVAL_JOB
+
+    settings = replace(settings, source_dir=settings.golden_set_path / CORPUS_DIR)
+    result, seconds = _execute(settings, EVAL_JOB, resource_overrides, log_level)
+    evaluation = _output_of(result, "rag_evaluation")
+    return {
+        "run_id": result.run_id, "success": result.success,
+        "gate_passed": None if evaluation is None else evaluation["gate_passed"],
+        "ingest": summarize(result, seconds), "evaluation": evaluation,
+        "promotion": _output_of(result, "promoted_index"),
+    }
+
+
+def _print_evaluation(summary: dict[str, Any], settings: Settings) -> None:
+    thresholds = {
+        "non_llm_context_recall": f"floor {settings.min_retrieval_recall:.2f}",
+        "faithfulness": f"threshold > {settings.faithfulness_threshold:.2f}",
+        "composite": f"threshold > {settings.composite_threshold:.2f}",
+    }
+    print(f"golden set {summary['golden_set']} ({summary['questions']} questions) on {summary['collection']}, "
+          f"retriever {summary['retriever']}, top {summary['top_k']}")
+    for name, value in summary["aggregates"].items():
+        print(f"  {name:<28} {value:>8.3f}  {thresholds.get(name, '')}")
+    if not summary["generation_tier"]:
+        print("  generation metrics not computed (no generator/judge configured): retrieval tier only")
+    elif summary["unscored_values"]:
+        print(f"  {summary['unscored_values']} metric values could not be computed by the judge (left out)")
+    print(f"  retrieval latency p50 {summary['retrieval_latency_ms']['p50']} ms, "
+          f"p95 {summary['retrieval_latency_ms']['p95']} ms; tokens: "
+          + ", ".join(f"{k} {v}" for k, v in summary["tokens"].items()))
+    print(f"gate: {'PASSED' if summary['gate_passed'] else 'FAILED'}")
+    for verdict in summary["gate"]:
+        print(f"  [{'pass' if verdict['passed'] else 'FAIL'}] {verdict['check']}: {verdict['reason']}")
+    print("worst questions:")
+    for worst in summary["worst"]:
+        print(f"  {worst['id']}: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(worst["scores"].items())))
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        report = run_eval(settings, log_level="DEBUG" if args.verbose else "INFO")
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    evaluation, promotion = report["evaluation"], report["promotion"]
+    gate_failed = report["gate_passed"] is False
+    other_errors = evaluation is None or (not report["success"] and not gate_failed)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        if evaluation is not None:
+            _print_evaluation(evaluation, settings)
+        if promotion is not None:
+            print(f"promoted: alias {promotion['alias']} -> {promotion['collection']} "
+                  f"(was {promotion['previous'] or 'none'}); kept {', '.join(promotion['kept'])}")
+        elif gate_failed:
+            print(f"not promoted: the gate failed; alias {settings.collection} left as it was")
+    for error in report["ingest"]["errors"] if other_errors else []:
+        print(f"error: {error}", file=sys.stderr)
+    if other_errors:
+        return 1
+    return 1 if gate_failed and args.gate else 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from assets.promotion.assets import ROLLBACK_JOB
+
+    settings = _settings(args)
+    result, _ = _execute(settings, ROLLBACK_JOB, None, "INFO",
+                         run_config={"ops": {"roll_back_alias": {"config": {"version": args.version}}}})
+    promotion = _output_of(result, "roll_back_alias")
+    if promotion is None:
+        for error in summarize(result, 0)["errors"]:
+            print(f"error: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(promotion, indent=2))
+    else:
+        print(f"alias {promotion['alias']} -> {promotion['collection']} (was {promotion['previous'] or 'none'})")
     return 0
 
 
@@ -214,6 +330,19 @@ def main(argv: list[str] | None = None) -> int:
     status_parser = commands.add_parser("status", help="ledger counts and collection sizes")
     status_parser.set_defaults(handler=cmd_status)
 
+    evaluate = commands.add_parser("eval", help="evaluate the golden set's candidate index; promote it if it passes")
+    evaluate.add_argument("--golden-set", help="a folder under golden_sets/ or a path (default: sample)")
+    evaluate.add_argument("--retriever", choices=("dense", "hybrid"), help="default: dense (RAGPIPE_RETRIEVER)")
+    evaluate.add_argument("--chunk-size", type=int, help="chunk size in embedder tokens")
+    evaluate.add_argument("--chunk-overlap", type=int, help="chunk overlap in embedder tokens")
+    evaluate.add_argument("--gate", action="store_true", help="exit 1 when the promotion gate fails")
+    evaluate.add_argument("--verbose", action="store_true", help="log every Dagster event")
+    evaluate.set_defaults(handler=cmd_eval)
+
+    rollback = commands.add_parser("rollback", help="point the alias back to a kept index version")
+    rollback.add_argument("version", help="an index version or a collection name (see ragpipe status)")
+    rollback.set_defaults(handler=cmd_rollback)
+
     ui = commands.add_parser("ui", help="open the Dagster UI on this data directory")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
@@ -229,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     release.add_argument("--by", help="who releases it (default: the current user)")
     release.set_defaults(handler=cmd_quarantine_release)
 
-    for sub in (ingest, status_parser, ui, listing, release):
+    for sub in (ingest, status_parser, evaluate, rollback, ui, listing, release):
         sub.add_argument("--data-dir", type=Path, help="where state lives (default: .rag_data)")
         sub.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)

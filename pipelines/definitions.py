@@ -13,15 +13,21 @@ from dagster import (
     in_process_executor,
 )
 
+from assets.evaluation.assets import EVALUATION_ASSETS
 from assets.ingestion.assets import INGESTION_ASSETS
+from assets.promotion.assets import PROMOTION_ASSETS, rollback
 from assets.screening.assets import SCREENING_ASSETS
 from pipelines.settings import Settings
 from resources import (
     AzureDocumentIntelligenceOcr,
+    AzureOpenAILLM,
+    EvaluationSettings,
+    EvaluationStore,
     IngestionSettings,
     Ledger,
     LocalFolderSource,
     LocalStaging,
+    OpenAICompatibleLLM,
     QdrantVectorStore,
     SentenceTransformerEmbedder,
     TesseractOcr,
@@ -30,6 +36,22 @@ from resources.azure_ai import AzureLanguagePiiDetector, AzurePromptShield
 from resources.screening import HASH_SALT_ENV, ScreeningSettings, load_screening_file
 
 INGEST_JOB = "ingest"
+EVAL_JOB = "evaluate"
+
+
+def build_llm(kind: str, url: str, model: str, role: str, api_version: str):
+    """The generator or judge endpoint, or None when not configured. The API key is read
+    by Dagster from RAGPIPE_<ROLE>_API_KEY at run time, so it never enters run config."""
+    if not (url and model):
+        return None
+    key = f"RAGPIPE_{role.upper()}_API_KEY"
+    if kind == "azure":
+        return AzureOpenAILLM(endpoint=url, deployment=model, api_key=EnvVar(key), api_version=api_version)
+    if kind != "openai":
+        raise ValueError(f"RAGPIPE_{role.upper()}_KIND must be 'openai' or 'azure', not {kind!r}")
+    if os.environ.get(key):
+        return OpenAICompatibleLLM(base_url=url, model=model, api_key=EnvVar(key))
+    return OpenAICompatibleLLM(base_url=url, model=model)
 
 
 def build_resources(settings: Settings) -> dict:
@@ -70,6 +92,22 @@ def build_resources(settings: Settings) -> dict:
             if settings.azure_di_endpoint
             else TesseractOcr()
         ),
+        "evaluation_settings": EvaluationSettings(
+            golden_set_dir=str(settings.golden_set_path),
+            retriever=settings.retriever,
+            top_k=settings.top_k,
+            faithfulness_threshold=settings.faithfulness_threshold,
+            composite_threshold=settings.composite_threshold,
+            max_recall_drop=settings.max_recall_drop,
+            min_retrieval_recall=settings.min_retrieval_recall,
+            require_generation=settings.require_generation,
+            keep_versions=settings.keep_versions,
+        ),
+        "evaluation_store": EvaluationStore(root=str(settings.evaluations_path)),
+        "generator": build_llm(settings.generator_kind, settings.generator_url, settings.generator_model,
+                               "generator", settings.azure_openai_api_version),
+        "judge": build_llm(settings.judge_kind, settings.judge_url, settings.judge_model,
+                           "judge", settings.azure_openai_api_version),
         "io_manager": FilesystemIOManager(base_dir=str(settings.dagster_home / "storage")),
     }
 
@@ -91,9 +129,14 @@ def build_definitions(settings: Settings, resource_overrides: dict | None = None
         selection=AssetSelection.groups("ingestion", "screening"),
         description="Bring the vector index up to date with the source, incrementally.",
     )
+    evaluate = define_asset_job(
+        EVAL_JOB,
+        selection=AssetSelection.groups("ingestion", "screening", "evaluation", "promotion"),
+        description="Bring the candidate index up to date, score it on the golden set, promote it if the gate passes.",
+    )
     return Definitions(
-        assets=INGESTION_ASSETS + SCREENING_ASSETS,
-        jobs=[ingest],
+        assets=[*INGESTION_ASSETS, *SCREENING_ASSETS, *EVALUATION_ASSETS, *PROMOTION_ASSETS],
+        jobs=[ingest, evaluate, rollback],
         resources={**build_resources(settings), **(resource_overrides or {})},
         executor=in_process_executor,
     )

@@ -7,7 +7,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_CORPUS = REPO_ROOT / "golden_sets" / "sample" / "corpus"
+GOLDEN_SETS = REPO_ROOT / "golden_sets"
+SAMPLE_CORPUS = GOLDEN_SETS / "sample" / "corpus"
 
 _ENV = {
     "data_dir": "RAGPIPE_DATA_DIR",
@@ -25,6 +26,23 @@ _ENV = {
     "max_pages": "RAGPIPE_MAX_PAGES",
     "near_duplicates": "RAGPIPE_NEAR_DUPLICATES",
     "azure_di_endpoint": "RAGPIPE_AZURE_DI_ENDPOINT",
+    "profile": "RAGPIPE_PROFILE",
+    "golden_set": "RAGPIPE_GOLDEN_SET",
+    "retriever": "RAGPIPE_RETRIEVER",
+    "top_k": "RAGPIPE_TOP_K",
+    "faithfulness_threshold": "RAGPIPE_FAITHFULNESS_THRESHOLD",
+    "composite_threshold": "RAGPIPE_COMPOSITE_THRESHOLD",
+    "max_recall_drop": "RAGPIPE_MAX_RECALL_DROP",
+    "min_retrieval_recall": "RAGPIPE_MIN_RETRIEVAL_RECALL",
+    "require_generation": "RAGPIPE_REQUIRE_GENERATION",
+    "keep_versions": "RAGPIPE_KEEP_VERSIONS",
+    "generator_kind": "RAGPIPE_GENERATOR_KIND",
+    "generator_url": "RAGPIPE_GENERATOR_URL",
+    "generator_model": "RAGPIPE_GENERATOR_MODEL",
+    "judge_kind": "RAGPIPE_JUDGE_KIND",
+    "judge_url": "RAGPIPE_JUDGE_URL",
+    "judge_model": "RAGPIPE_JUDGE_MODEL",
+    "azure_openai_api_version": "RAGPIPE_AZURE_OPENAI_API_VERSION",
     "poisoning_threshold": "RAGPIPE_POISONING_THRESHOLD",
     "screening_config": "RAGPIPE_SCREENING_CONFIG",
     "spacy_model_path": "RAGPIPE_SPACY_MODEL_PATH",
@@ -53,6 +71,24 @@ class Settings:
     max_pages: int = 2000
     near_duplicates: str = "mark"
     azure_di_endpoint: str = ""
+    # Evaluation and promotion; the production profile requires the generation tier.
+    profile: str = "local"
+    golden_set: str = "sample"  # a folder under golden_sets/, or a path to one
+    retriever: str = "dense"
+    top_k: int = 5
+    faithfulness_threshold: float = 0.85
+    composite_threshold: float = 0.78
+    max_recall_drop: float = 0.05
+    min_retrieval_recall: float = 0.75
+    require_generation: bool = False
+    keep_versions: int = 3
+    generator_kind: str = "openai"  # or "azure" (then url is the endpoint, model the deployment)
+    generator_url: str = ""
+    generator_model: str = ""
+    judge_kind: str = "openai"
+    judge_url: str = ""
+    judge_model: str = ""
+    azure_openai_api_version: str = "2024-10-21"
     poisoning_threshold: float = 0.8
     screening_config: str = ""
     spacy_model_path: str = ""
@@ -69,6 +105,8 @@ class Settings:
             if variable and environ.get(variable, "") != "":
                 values[item.name] = _coerce(item.type, environ[variable])
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if values.get("profile") == "production":
+            values.setdefault("require_generation", True)
         return cls(**values)
 
     @property
@@ -90,6 +128,15 @@ class Settings:
     @property
     def staging_path(self) -> Path:
         return self.data_path / "staging"
+
+    @property
+    def golden_set_path(self) -> Path:
+        named = GOLDEN_SETS / self.golden_set
+        return named if named.is_dir() else Path(self.golden_set).expanduser().resolve()
+
+    @property
+    def evaluations_path(self) -> Path:
+        return self.data_path / "evaluations"
 
 
 def _coerce(type_name, raw: str):

@@ -2,17 +2,23 @@
 
 from resources import offline as _offline  # noqa: F401  (must run before library imports)
 from resources.embedders import Embedder, SentenceTransformerEmbedder
+from resources.evaluation_store import EvaluationStore
 from resources.ledger import Ledger, LedgerRow
+from resources.llm import AzureOpenAILLM, ChatModel, OpenAICompatibleLLM
 from resources.ocr import AzureDocumentIntelligenceOcr, OcrEngine, TesseractOcr
-from resources.settings import IngestionSettings
+from resources.settings import EvaluationSettings, IngestionSettings
 from resources.sources import DocumentSource, LocalFolderSource, SourceItem
 from resources.staging import LocalStaging, Manifest
 from resources.vector_stores import QdrantVectorStore, VectorStore
 
 __all__ = [
     "AzureDocumentIntelligenceOcr",
+    "AzureOpenAILLM",
+    "ChatModel",
     "DocumentSource",
     "Embedder",
+    "EvaluationSettings",
+    "EvaluationStore",
     "IngestionSettings",
     "Ledger",
     "LedgerRow",
@@ -20,6 +26,7 @@ __all__ = [
     "LocalStaging",
     "Manifest",
     "OcrEngine",
+    "OpenAICompatibleLLM",
     "QdrantVectorStore",
     "SentenceTransformerEmbedder",
     "SourceItem",

@@ -43,3 +43,17 @@ class IngestionSettings(ConfigurableResource):
             raise ValueError(f"parse_timeout_s={self.parse_timeout_s} must be positive")
         if not 0 <= self.failure_budget <= 1:
             raise ValueError(f"failure_budget={self.failure_budget} must be a fraction between 0 and 1")
+
+
+class EvaluationSettings(ConfigurableResource):
+    """Which golden set and retriever the evaluation uses, and the promotion gate's thresholds."""
+
+    golden_set_dir: str
+    retriever: str = "dense"  # or "hybrid": dense + BM25 fused by reciprocal rank
+    top_k: int = 5
+    faithfulness_threshold: float = 0.85
+    composite_threshold: float = 0.78
+    max_recall_drop: float = 0.05
+    min_retrieval_recall: float = 0.75
+    require_generation: bool = False
+    keep_versions: int = 3

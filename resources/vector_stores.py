@@ -18,6 +18,13 @@ class Point:
     payload: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
 class VectorStore(Protocol):
     def ensure_collection(self, name: str, dimension: int) -> None: ...
 
@@ -34,6 +41,16 @@ class VectorStore(Protocol):
     def count(self, name: str) -> int: ...
 
     def collections(self) -> dict[str, int]: ...
+
+    def search(self, name: str, vector: list[float], limit: int) -> list[Hit]: ...
+
+    def payloads(self, name: str) -> Iterator[tuple[str, dict[str, Any]]]: ...
+
+    def alias_target(self, alias: str) -> str | None: ...
+
+    def point_alias(self, alias: str, collection: str) -> None: ...
+
+    def delete_collection(self, name: str) -> None: ...
 
 
 class QdrantVectorStore(ConfigurableResource):
@@ -110,14 +127,14 @@ class QdrantVectorStore(ConfigurableResource):
         )
         self.client().delete(name, points_selector=models.FilterSelector(filter=selector), wait=True)
 
-    def _scroll(self, name: str) -> Iterator[Any]:
+    def _scroll(self, name: str, with_payload: bool = False) -> Iterator[Any]:
         offset = None
         while True:
             records, offset = self.client().scroll(
                 name,
                 limit=256,
                 offset=offset,
-                with_payload=False,
+                with_payload=with_payload,
                 with_vectors=False,
             )
             yield from records
@@ -142,3 +159,31 @@ class QdrantVectorStore(ConfigurableResource):
     def collections(self) -> dict[str, int]:
         names: Iterable[str] = (c.name for c in self.client().get_collections().collections)
         return {name: self.count(name) for name in sorted(names)}
+
+    def search(self, name: str, vector: list[float], limit: int) -> list[Hit]:
+        """The ``limit`` points nearest to ``vector``, best first. ``name`` may be an alias."""
+        response = self.client().query_points(name, query=vector, limit=limit, with_payload=True)
+        return [Hit(id=str(p.id), score=p.score, payload=p.payload or {}) for p in response.points]
+
+    def payloads(self, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        for record in self._scroll(name, with_payload=True):
+            yield str(record.id), record.payload or {}
+
+    def alias_target(self, alias: str) -> str | None:
+        for item in self.client().get_aliases().aliases:
+            if item.alias_name == alias:
+                return item.collection_name
+        return None
+
+    def point_alias(self, alias: str, collection: str) -> None:
+        """Point ``alias`` at ``collection`` in one request, so readers never see it missing."""
+        from qdrant_client import models
+
+        operations = [models.CreateAliasOperation(
+            create_alias=models.CreateAlias(collection_name=collection, alias_name=alias))]
+        if self.alias_target(alias) is not None:
+            operations.insert(0, models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
+        self.client().update_collection_aliases(change_aliases_operations=operations)
+
+    def delete_collection(self, name: str) -> None:
+        self.client().delete_collection(name)

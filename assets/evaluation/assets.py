@@ -1,0 +1,133 @@
+"""The evaluation asset: scores the candidate index on a golden set and gates its promotion."""
+
+
+from pathlib import Path
+from typing import Optional
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Failure,
+    MetadataValue,
+    Output,
+    ResourceParam,
+    asset,
+)
+
+from assets.evaluation import gate
+from assets.evaluation.golden import GoldenSetError, load_golden_set
+from assets.evaluation.retrieval import Retriever
+from assets.evaluation.scoring import Evaluation, evaluate_candidate, worst_questions
+from resources.embedders import Embedder
+from resources.evaluation_store import EvaluationStore
+from resources.llm import ChatModel
+from resources.settings import EvaluationSettings, IngestionSettings
+from resources.staging import Manifest
+from resources.vector_stores import VectorStore
+
+GROUP = "evaluation"
+CHECK_DESCRIPTIONS = {
+    "retrieval_floor": "Non-LLM context recall is at least the retrieval floor (min_retrieval_recall).",
+    "faithfulness": "Faithfulness is above its threshold (default 0.85); needs a generator and a judge.",
+    "composite": "Composite (mean of faithfulness, answer relevancy, context recall and precision) is above "
+                 "its threshold (default 0.78); needs a generator and a judge.",
+    "context_recall_regression": "Context recall is no more than max_recall_drop (default 5%) below the "
+                                 "promoted version's last evaluation on the same golden set and retriever.",
+}
+
+
+def thresholds_of(settings: EvaluationSettings) -> gate.GateThresholds:
+    return gate.GateThresholds(
+        faithfulness=settings.faithfulness_threshold, composite=settings.composite_threshold,
+        max_recall_drop=settings.max_recall_drop, min_retrieval_recall=settings.min_retrieval_recall,
+        require_generation=settings.require_generation,
+    )
+
+
+def _worst_table(evaluation: Evaluation) -> MetadataValue:
+    worst = worst_questions(evaluation.results)
+    names = sorted({name for result in worst for name in result.scores})
+    lines = ["| id | tags | " + " | ".join(names) + " |", "| --- | --- |" + " --- |" * len(names)]
+    for result in worst:
+        cells = [f"{result.scores[n]:.2f}" if n in result.scores else "" for n in names]
+        lines.append(f"| {result.id} | {', '.join(result.tags)} | " + " | ".join(cells) + " |")
+    return MetadataValue.md("\n".join(lines))
+
+
+def _summary(run_id: str, golden, index: dict, alias: str, promoted: str | None, comparable: dict,
+             evaluation: Evaluation, verdicts: list[gate.Verdict], models: dict) -> dict:
+    """What the run concluded: the asset's value, the summary file and the CLI's report."""
+    return {
+        **comparable, "run_id": run_id, "golden_set": golden.name, "questions": len(golden.questions),
+        "collection": index["collection"], "index_version": index["index_version"], "alias": alias,
+        "promoted_collection": promoted, "models": models, "generation_tier": evaluation.generation,
+        "unscored_values": evaluation.unscored, "aggregates": evaluation.aggregates, "tokens": evaluation.tokens,
+        "retrieval_latency_ms": evaluation.latency_ms,
+        "gate": [{"check": v.check, "passed": v.passed, "reason": v.reason} for v in verdicts],
+        "gate_passed": all(v.passed for v in verdicts),
+        "worst": [{"id": r.id, "scores": r.scores} for r in worst_questions(evaluation.results)],
+    }
+
+
+def _metadata(summary: dict, evaluation: Evaluation) -> dict:
+    """Aggregates as numbers (so the UI plots them across runs), then the run's context."""
+    metadata = {name: MetadataValue.float(float(value)) for name, value in evaluation.aggregates.items()}
+    metadata.update(
+        collection=summary["collection"], golden_set=summary["golden_set"], retriever=summary["retriever"],
+        top_k=summary["top_k"], models=MetadataValue.json(summary["models"]),
+        generation_tier="computed" if evaluation.generation else "not computed (no generator/judge configured)",
+        unscored_values=evaluation.unscored, **evaluation.tokens,
+        retrieval_latency_p50_ms=evaluation.latency_ms["p50"], retrieval_latency_p95_ms=evaluation.latency_ms["p95"],
+        worst_questions=_worst_table(evaluation),
+    )
+    return metadata
+
+
+@asset(
+    group_name=GROUP,
+    kinds={"python", "ragas"},
+    description=(
+        "Scores the candidate index on the golden set with the serving retriever (dense, or hybrid "
+        "dense + BM25 with reciprocal rank fusion): hit@k, MRR, nDCG and RAGAS non-LLM context "
+        "recall/precision always; RAGAS faithfulness, answer relevancy and LLM context precision/"
+        "recall when a generator and a judge are configured. Its blocking checks are the promotion gate."
+    ),
+    check_specs=[AssetCheckSpec(name, asset="rag_evaluation", blocking=True, description=text)
+                 for name, text in CHECK_DESCRIPTIONS.items()],
+)
+def rag_evaluation(
+    context: AssetExecutionContext,
+    vector_index: Manifest,
+    vector_store: ResourceParam[VectorStore],
+    embedder: ResourceParam[Embedder],
+    generator: ResourceParam[Optional[ChatModel]],
+    judge: ResourceParam[Optional[ChatModel]],
+    evaluation_settings: EvaluationSettings,
+    evaluation_store: EvaluationStore,
+    ingestion_settings: IngestionSettings,
+):
+    settings = evaluation_settings
+    try:
+        golden = load_golden_set(Path(settings.golden_set_dir))
+    except GoldenSetError as error:
+        raise Failure(description=str(error)) from None
+    collection, alias = vector_index.extra["collection"], ingestion_settings.collection
+    retriever = Retriever(vector_store, embedder, collection, settings.retriever)
+    evaluation = evaluate_candidate(golden, retriever, settings.top_k, embedder, generator, judge)
+    comparable = {"golden_set_fingerprint": golden.fingerprint, "retriever": settings.retriever, "top_k": settings.top_k}
+    promoted = vector_store.alias_target(alias)
+    baseline = evaluation_store.latest_summary(promoted, comparable) if promoted else None
+    verdicts = gate.judge(evaluation.aggregates, baseline, thresholds_of(settings))
+    summary = _summary(context.run_id, golden, vector_index.extra, alias, promoted, comparable, evaluation, verdicts,
+                       {role: model.identity() for role, model in (("generator", generator), ("judge", judge)) if model})
+    results_path = evaluation_store.save_run(context.run_id, summary, [r.to_dict() for r in evaluation.results])
+    metadata = _metadata(summary, evaluation)
+    metadata["results"] = MetadataValue.path(str(results_path))
+    yield Output(summary, metadata=metadata)
+    for verdict in verdicts:
+        yield AssetCheckResult(check_name=verdict.check, passed=verdict.passed, description=verdict.reason,
+                               metadata=verdict.metadata)
+
+
+EVALUATION_ASSETS = [rag_evaluation]

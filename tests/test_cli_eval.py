@@ -1,0 +1,67 @@
+"""``ragpipe eval --gate`` on the shipped sample golden set (retrieval tier), as CI runs it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.golden_fixture import write_golden_set
+from tests.openai_server import ChatServer
+from tests.test_airgap import REPO, RUN_WITH_GUARD
+
+RAGPIPE = Path(sys.executable).with_name("ragpipe")
+
+
+def ragpipe(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGPIPE_")}
+    return subprocess.run([str(RAGPIPE), *args], capture_output=True, text=True, env=env, timeout=1200)
+
+
+def test_eval_gate_passes_on_the_sample_set_and_promotes(tmp_path):
+    run = ragpipe("eval", "--gate", "--json", "--data-dir", str(tmp_path))
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(run.stdout)
+    evaluation = report["evaluation"]
+    assert evaluation["golden_set"] == "sample" and evaluation["questions"] >= 50
+    assert evaluation["gate_passed"] and not evaluation["generation_tier"]
+    assert evaluation["aggregates"]["non_llm_context_recall"] >= 0.75
+    assert report["promotion"]["collection"] == evaluation["collection"]
+
+    status = json.loads(ragpipe("status", "--json", "--data-dir", str(tmp_path)).stdout)
+    assert status["alias"] == {"name": "knowledge", "target": evaluation["collection"]}
+    assert status["versions_kept"] == [evaluation["collection"]]
+
+
+def test_eval_gate_fails_readably_on_an_absurd_chunk_size(tmp_path):
+    run = ragpipe("eval", "--gate", "--chunk-size", "16", "--chunk-overlap", "0", "--data-dir", str(tmp_path))
+    assert run.returncode == 1
+    assert "gate: FAILED" in run.stdout
+    failure = next(line for line in run.stdout.splitlines() if "[FAIL]" in line)
+    assert failure.startswith("  [FAIL] retrieval_floor: retrieval context recall 0.")
+    assert "< floor 0.75" in failure and "chunk size/overlap" in failure
+    assert "not promoted: the gate failed" in run.stdout
+    status = json.loads(ragpipe("status", "--json", "--data-dir", str(tmp_path)).stdout)
+    assert status["alias"]["target"] is None
+
+
+def test_eval_with_both_tiers_makes_no_network_call(tmp_path):
+    """RAGAS (telemetry, tiktoken files) and the LLM clients stay on loopback: the judge and
+    generator are the local contract server (``ChatServer``), everything else is refused."""
+    answers = write_golden_set(tmp_path / "golden")
+    log = tmp_path / "blocked.log"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("HF_", "TRANSFORMERS_", "DO_NOT_TRACK", "RAGAS_", "RAGPIPE_"))}
+    with ChatServer(answers) as server:
+        env.update(AIRGAP_LOG=str(log), RAGPIPE_GENERATOR_URL=server.url, RAGPIPE_GENERATOR_MODEL="g",
+                   RAGPIPE_JUDGE_URL=server.url, RAGPIPE_JUDGE_MODEL="j")
+        completed = subprocess.run(
+            [sys.executable, "-c", RUN_WITH_GUARD, "eval", "--gate", "--json",
+             "--golden-set", str(tmp_path / "golden"), "--data-dir", str(tmp_path / "data")],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
+        )
+    blocked = log.read_text() if log.exists() else ""
+    assert blocked == "", f"network calls attempted:\n{blocked}"
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    evaluation = json.loads(completed.stdout)["evaluation"]
+    assert evaluation["generation_tier"] and evaluation["aggregates"]["faithfulness"] == 1.0
