@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 
 PII_ACTIONS = ("redact", "mask", "hash", "quarantine")
 STRUCTURED_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS")
@@ -203,30 +203,39 @@ def _pattern_recognizer(custom: CustomRecognizer):
 
 
 class PiiEngine:
-    """Presidio analyzer and anonymizer, built once per run from a ``PiiConfig``."""
+    """Presidio analyzer and anonymizer from a ``PiiConfig``. The configuration is checked at
+    once; Presidio (seconds to import) is built on first use, so a run with nothing to screen
+    never pays for it."""
 
     def __init__(self, config: PiiConfig, hash_salt: str = ""):
-        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-        from presidio_anonymizer import AnonymizerEngine
-
         config.validate(hash_salt)
         self.config = config
-        nlp_engine = _nlp_engine(config.spacy_model_path)
+        self._hash_salt = hash_salt
+        self._entities = config.entities
+
+    @cached_property
+    def _analyzer(self):
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+
+        nlp_engine = _nlp_engine(self.config.spacy_model_path)
         registry = RecognizerRegistry(supported_languages=[_LANGUAGE])
         registry.load_predefined_recognizers(languages=[_LANGUAGE], nlp_engine=nlp_engine)
         registry.remove_recognizer("EmailRecognizer")
         registry.add_recognizer(_offline_email_recognizer())
         registry.remove_recognizer("CreditCardRecognizer")
         registry.add_recognizer(_credit_card_recognizer())
-        for custom in config.custom_recognizers:
+        for custom in self.config.custom_recognizers:
             registry.add_recognizer(_pattern_recognizer(custom))
-        self._analyzer = AnalyzerEngine(
+        return AnalyzerEngine(
             registry=registry, nlp_engine=nlp_engine, supported_languages=[_LANGUAGE],
-            default_score_threshold=config.score_threshold,
+            default_score_threshold=self.config.score_threshold,
         )
-        self._anonymizer = AnonymizerEngine()
-        self._hash_salt = hash_salt
-        self._entities = config.entities
+
+    @cached_property
+    def _anonymizer(self):
+        from presidio_anonymizer import AnonymizerEngine
+
+        return AnonymizerEngine()
 
     def detect(self, text: str) -> list[Detection]:
         results = self._analyzer.analyze(text=text, language=_LANGUAGE, entities=self._entities)
