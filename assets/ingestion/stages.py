@@ -143,9 +143,11 @@ def scan_source(source, rows: dict[str, LedgerRow], max_bytes: int, writer: Batc
 
 
 def _map_documents(records: Iterator[list[dict[str, Any]]], writer: BatchWriter,
-                   work: Callable[[dict[str, Any]], list[dict[str, Any]]]) -> tuple[StageReport, list[LedgerRow]]:
+                   work: Callable[[dict[str, Any]], list[dict[str, Any]]],
+                   preview: bool = True) -> tuple[StageReport, list[LedgerRow]]:
     """Apply ``work`` to every staged record; write what it returns, record what it rejects.
-    The report's preview is the redacted text of the first document that passed."""
+    With ``preview``, the report's preview is the redacted text of the first document that
+    passed. Stages before screening skip it: their text is not screened yet."""
     report, rejections = StageReport(), []
     for batch in records:
         for record in batch:
@@ -155,7 +157,7 @@ def _map_documents(records: Iterator[list[dict[str, Any]]], writer: BatchWriter,
                 rejections.append(report.reject(record, error))
                 continue
             report.counts["passed"] += 1
-            if not report.preview and outputs:
+            if preview and not report.preview and outputs:
                 report.preview = redacted_preview(_text_of(outputs[0]))
             for output in outputs:
                 writer.write(output)
@@ -207,7 +209,7 @@ def clean_stage(records, writer: BatchWriter, settings, ocr, ledger, version: st
             hidden = hidden_text(document.content_type, base64.b64decode(record["content_b64"]))
             return [{**_carry(record), "document": document.to_dict(), "hidden_text": hidden}]
 
-        report, rejections = _map_documents(scheduled(records), writer, parse)
+        report, rejections = _map_documents(scheduled(records), writer, parse, preview=False)
     if near_duplicates is not None:
         ledger.save_signatures(version, [(s.source, s.doc_id, s.hashvalues) for s in near_duplicates.added])
     report.counts.update(marked)
