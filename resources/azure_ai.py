@@ -56,18 +56,34 @@ def _batches(texts: list[str], max_items: int, max_chars: int) -> list[list[tupl
     return batches + ([current] if current else [])
 
 
-class AzureLanguagePiiDetector(ConfigurableResource):
-    """Azure AI Language PII entity recognition (REST ``:analyze-text``)."""
+class _AzureAiService(ConfigurableResource):
+    """An Azure AI service REST endpoint; off while ``endpoint`` is empty."""
 
     endpoint: str = ""
     api_key: str = ""
-    api_version: str = "2024-11-01"
-    language: str = "en"
     timeout_s: float = 30.0
 
     @property
     def configured(self) -> bool:
         return bool(self.endpoint)
+
+    def _post(self, path: str, api_version: str, body: dict) -> dict:
+        response = requests.post(
+            f"{self.endpoint.rstrip('/')}{path}",
+            params={"api-version": api_version},
+            headers={"Ocp-Apim-Subscription-Key": self.api_key},
+            json=body,
+            timeout=self.timeout_s,
+        )
+        response.raise_for_status()
+        return response.json()
+
+
+class AzureLanguagePiiDetector(_AzureAiService):
+    """Azure AI Language PII entity recognition (REST ``:analyze-text``)."""
+
+    api_version: str = "2024-11-01"
+    language: str = "en"
 
     def detect(self, texts: list[str]) -> list[list[Detection]]:
         found: list[list[Detection]] = [[] for _ in texts]
@@ -80,15 +96,7 @@ class AzureLanguagePiiDetector(ConfigurableResource):
                     "documents": [{"id": str(i), "language": self.language, "text": t} for i, t in batch]
                 },
             }
-            response = requests.post(
-                f"{self.endpoint.rstrip('/')}/language/:analyze-text",
-                params={"api-version": self.api_version},
-                headers={"Ocp-Apim-Subscription-Key": self.api_key},
-                json=body,
-                timeout=self.timeout_s,
-            )
-            response.raise_for_status()
-            results = response.json()["results"]
+            results = self._post("/language/:analyze-text", self.api_version, body)["results"]
             if results.get("errors"):
                 codes = sorted({e.get("error", {}).get("code", "unknown") for e in results["errors"]})
                 raise RuntimeError(f"Azure AI Language rejected documents: {', '.join(codes)}")
@@ -105,31 +113,17 @@ class AzureLanguagePiiDetector(ConfigurableResource):
         return found
 
 
-class AzurePromptShield(ConfigurableResource):
+class AzurePromptShield(_AzureAiService):
     """Azure AI Content Safety Prompt Shields, document analysis (``text:shieldPrompt``)."""
 
-    endpoint: str = ""
-    api_key: str = ""
     api_version: str = "2024-09-01"
-    timeout_s: float = 30.0
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.endpoint)
 
     def attacks(self, texts: list[str]) -> list[bool]:
         verdicts = [False] * len(texts)
         # A request may carry up to 10,000 characters in all (prompt plus documents).
         for batch in _batches(texts, max_items=5, max_chars=10_000):
-            response = requests.post(
-                f"{self.endpoint.rstrip('/')}/contentsafety/text:shieldPrompt",
-                params={"api-version": self.api_version},
-                headers={"Ocp-Apim-Subscription-Key": self.api_key},
-                json={"userPrompt": "", "documents": [text for _, text in batch]},
-                timeout=self.timeout_s,
-            )
-            response.raise_for_status()
-            analysis = response.json()["documentsAnalysis"]
+            body = {"userPrompt": "", "documents": [text for _, text in batch]}
+            analysis = self._post("/contentsafety/text:shieldPrompt", self.api_version, body)["documentsAnalysis"]
             for (index, _), verdict in zip(batch, analysis, strict=True):
                 verdicts[index] = bool(verdict["attackDetected"])
         return verdicts
