@@ -6,9 +6,17 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from resources.screening import ScreeningSettings
+from resources.settings import EvaluationSettings, IngestionSettings
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GOLDEN_SETS = REPO_ROOT / "golden_sets"
 SAMPLE_CORPUS = GOLDEN_SETS / "sample" / "corpus"
+
+def _default(resource: type, name: str):
+    """A knob's default is its resource's: the profile only says where values come from."""
+    return resource.model_fields[name].default
+
 
 _ENV = {
     "data_dir": "RAGPIPE_DATA_DIR",
@@ -61,27 +69,27 @@ class Settings:
     ledger_url: str = ""
     qdrant_url: str = ""
     embedder_path: str = ""
-    collection: str = "knowledge"
-    chunk_size_tokens: int = 200
-    chunk_overlap_tokens: int = 30
-    max_document_bytes: int = 50 * 1024 * 1024
-    failure_budget: float = 0.05
-    allow_empty_source: bool = False
-    parse_timeout_s: float = 120.0
-    max_pages: int = 2000
-    near_duplicates: str = "mark"
+    collection: str = _default(IngestionSettings, "collection")
+    chunk_size_tokens: int = _default(IngestionSettings, "chunk_size_tokens")
+    chunk_overlap_tokens: int = _default(IngestionSettings, "chunk_overlap_tokens")
+    max_document_bytes: int = _default(IngestionSettings, "max_document_bytes")
+    failure_budget: float = _default(IngestionSettings, "failure_budget")
+    allow_empty_source: bool = _default(IngestionSettings, "allow_empty_source")
+    parse_timeout_s: float = _default(IngestionSettings, "parse_timeout_s")
+    max_pages: int = _default(IngestionSettings, "max_pages")
+    near_duplicates: str = _default(IngestionSettings, "near_duplicates")
     azure_di_endpoint: str = ""
     # Evaluation and promotion; the production profile requires the generation tier.
     profile: str = "local"
     golden_set: str = "sample"  # a folder under golden_sets/, or a path to one
-    retriever: str = "dense"
-    top_k: int = 5
-    faithfulness_threshold: float = 0.85
-    composite_threshold: float = 0.78
-    max_recall_drop: float = 0.05
-    min_retrieval_recall: float = 0.75
-    require_generation: bool = False
-    keep_versions: int = 3
+    retriever: str = _default(EvaluationSettings, "retriever")
+    top_k: int = _default(EvaluationSettings, "top_k")
+    faithfulness_threshold: float = _default(EvaluationSettings, "faithfulness_threshold")
+    composite_threshold: float = _default(EvaluationSettings, "composite_threshold")
+    max_recall_drop: float = _default(EvaluationSettings, "max_recall_drop")
+    min_retrieval_recall: float = _default(EvaluationSettings, "min_retrieval_recall")
+    require_generation: bool = _default(EvaluationSettings, "require_generation")
+    keep_versions: int = _default(EvaluationSettings, "keep_versions")
     generator_kind: str = "openai"  # or "azure" (then url is the endpoint, model the deployment)
     generator_url: str = ""
     generator_model: str = ""
@@ -89,10 +97,10 @@ class Settings:
     judge_url: str = ""
     judge_model: str = ""
     azure_openai_api_version: str = "2024-10-21"
-    poisoning_threshold: float = 0.8
+    poisoning_threshold: float = _default(IngestionSettings, "poisoning_threshold")
     screening_config: str = ""
-    spacy_model_path: str = ""
-    quarantine_rate_warn: float = 0.01
+    spacy_model_path: str = _default(ScreeningSettings, "spacy_model_path")
+    quarantine_rate_warn: float = _default(ScreeningSettings, "quarantine_rate_warn")
     azure_language_endpoint: str = ""
     content_safety_endpoint: str = ""
 
