@@ -17,6 +17,9 @@ from pipelines.instance import ensure_dagster_home
 from pipelines.settings import Settings
 
 
+REPAIR_COUNTS = ("repaired_orphan_sources", "repaired_removed_points", "repaired_incomplete_documents")
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
         data_dir=args.data_dir,
@@ -41,6 +44,8 @@ def _root_cause(error) -> str:
 
 def summarize(result, wall_seconds: float) -> dict[str, Any]:
     """The run's summary, read from the assets' materialization metadata and check results."""
+    from assets.ingestion.changes import CHANGE_CLASSES
+
     stages: dict[str, dict[str, Any]] = {}
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
@@ -65,7 +70,7 @@ def summarize(result, wall_seconds: float) -> dict[str, Any]:
         "run_id": result.run_id,
         "success": result.success,
         "documents": {
-            **{c: raw.get(c, 0) for c in ("new", "changed", "unchanged", "retry", "deleted")},
+            **{c: raw.get(c, 0) for c in CHANGE_CLASSES},
             **rejected,
         },
         "chunks": chunks.get("chunks", 0),
@@ -77,6 +82,9 @@ def summarize(result, wall_seconds: float) -> dict[str, Any]:
         "index_version": raw.get("index_version"),
         "collection": raw.get("collection"),
         "points": index.get("points"),
+        "repaired": {name.removeprefix("repaired_"): raw.get(name, 0) for name in REPAIR_COUNTS},
+        "unlisted": raw.get("unlisted", []),
+        "stale_manifest_skipped": bool(index.get("stale_manifest_skipped")),
         "stage_seconds": {name: meta.get("duration_s") for name, meta in stages.items()},
         "wall_seconds": round(wall_seconds, 2),
         "errors": errors,
@@ -93,6 +101,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
           f"deleted points {summary['deleted_points']}")
     print(f"collection {summary['collection']} (index version {summary['index_version']}): "
           f"{summary['points']} points")
+    if any(summary["repaired"].values()):
+        print("repaired drift: " + ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in summary["repaired"].items()))
+    for part in summary["unlisted"]:
+        print(f"warning: could not list {part['part']} ({part['reason']}); its indexed documents were kept",
+              file=sys.stderr)
     for error in summary["errors"]:
         print(f"error: {error}", file=sys.stderr)
 

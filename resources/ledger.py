@@ -7,7 +7,9 @@ which may be an older, good version when the latest one was quarantined or faile
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,6 +66,47 @@ signatures = sa.Table(
     sa.Column("doc_id", sa.String(64), nullable=False),
     sa.Column("hashvalues", sa.LargeBinary, nullable=False),
 )
+# Failed attempts of each source's latest content, for retry backoff and for counting a
+# failure against the budget of the logical run it first happened in, and only that one.
+failures = sa.Table(
+    "failed_attempts",
+    _metadata,
+    sa.Column("index_version", sa.String(64), primary_key=True),
+    sa.Column("source", sa.String(2048), primary_key=True),
+    sa.Column("doc_id", sa.String(64), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("first_run_id", sa.String(64), nullable=False),
+    sa.Column("last_run_id", sa.String(64), nullable=False),
+    sa.Column("last_failed_at", sa.DateTime(timezone=True), nullable=False),
+)
+# Vectors computed by runs that have not completed their index stage yet, so a killed run's
+# embeddings are reused by the rerun. Keyed by collection (which names the embedder identity)
+# and the sha256 of the chunk text.
+embedding_cache = sa.Table(
+    "embedding_cache",
+    _metadata,
+    sa.Column("collection", sa.String(512), primary_key=True),
+    sa.Column("text_sha256", sa.String(64), primary_key=True),
+    sa.Column("vector", sa.LargeBinary, nullable=False),
+)
+# Bumped when a run's index stage completes: a manifest from an older scan is stale.
+generations = sa.Table(
+    "index_generations",
+    _metadata,
+    sa.Column("index_version", sa.String(64), primary_key=True),
+    sa.Column("generation", sa.Integer, nullable=False),
+)
+_LOOKUP_BATCH = 500
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    """How often a source's content ``doc_id`` failed, and when last."""
+
+    doc_id: str | None
+    attempts: int
+    first_run_id: str
+    last_failed_at: datetime
 
 
 @dataclass(frozen=True)
@@ -117,22 +160,86 @@ class Ledger(ConfigurableResource):
         return self._engine
 
     def rows(self, index_version: str) -> dict[str, LedgerRow]:
+        return {row.source: row for row in self.iter_rows(index_version)}
+
+    def iter_rows(self, index_version: str) -> Iterator[LedgerRow]:
+        """Every row of a version, streamed from the database (bounded memory)."""
         query = sa.select(documents).where(documents.c.index_version == index_version)
         with self.engine().connect() as connection:
-            return {
-                row.source: LedgerRow(
-                    source=row.source,
-                    status=row.status,
-                    doc_id=row.doc_id,
-                    version=row.version,
-                    reason=row.reason,
-                    indexed_doc_id=row.indexed_doc_id,
-                    chunk_count=row.chunk_count,
-                    run_id=row.run_id,
-                    updated_at=row.updated_at,
+            for row in connection.execution_options(yield_per=_LOOKUP_BATCH).execute(query):
+                yield _ledger_row(row)
+
+    def rows_for(self, index_version: str, sources: list[str]) -> dict[str, LedgerRow]:
+        """The rows of the given sources (absent sources are left out)."""
+        found: dict[str, LedgerRow] = {}
+        with self.engine().connect() as connection:
+            for start in range(0, len(sources), _LOOKUP_BATCH):
+                query = sa.select(documents).where(documents.c.index_version == index_version,
+                                                   documents.c.source.in_(sources[start:start + _LOOKUP_BATCH]))
+                found.update((row.source, _ledger_row(row)) for row in connection.execute(query))
+        return found
+
+    def failures(self, index_version: str, sources: list[str]) -> dict[str, FailureRecord]:
+        """The failed attempts of the given sources' latest content."""
+        found: dict[str, FailureRecord] = {}
+        with self.engine().connect() as connection:
+            for start in range(0, len(sources), _LOOKUP_BATCH):
+                query = sa.select(failures).where(failures.c.index_version == index_version,
+                                                  failures.c.source.in_(sources[start:start + _LOOKUP_BATCH]))
+                found.update(
+                    (row.source, FailureRecord(row.doc_id, row.attempts, row.first_run_id,
+                                               _aware(row.last_failed_at)))
+                    for row in connection.execute(query)
                 )
-                for row in connection.execute(query)
-            }
+        return found
+
+    def first_failures(self, index_version: str, run_id: str) -> int:
+        """Documents that failed for the first time in the logical run ``run_id``."""
+        query = sa.select(sa.func.count()).select_from(failures).where(
+            failures.c.index_version == index_version, failures.c.first_run_id == run_id)
+        with self.engine().connect() as connection:
+            return connection.execute(query).scalar_one()
+
+    def generation(self, index_version: str) -> int:
+        """How many index stages have completed for this version."""
+        query = sa.select(generations.c.generation).where(generations.c.index_version == index_version)
+        with self.engine().connect() as connection:
+            return connection.execute(query).scalar_one_or_none() or 0
+
+    def advance_generation(self, index_version: str) -> int:
+        statement = self._insert(generations).values(index_version=index_version, generation=1)
+        statement = statement.on_conflict_do_update(
+            index_elements=["index_version"], set_={"generation": generations.c.generation + 1})
+        with self.engine().begin() as connection:
+            connection.execute(statement)
+        return self.generation(index_version)
+
+    def cached_vectors(self, collection: str, text_hashes: list[str]) -> dict[str, list[float]]:
+        """Vectors computed earlier for these chunk texts in this collection."""
+        found: dict[str, list[float]] = {}
+        with self.engine().connect() as connection:
+            for start in range(0, len(text_hashes), _LOOKUP_BATCH):
+                query = sa.select(embedding_cache.c.text_sha256, embedding_cache.c.vector).where(
+                    embedding_cache.c.collection == collection,
+                    embedding_cache.c.text_sha256.in_(text_hashes[start:start + _LOOKUP_BATCH]))
+                found.update((key, array("f", blob).tolist()) for key, blob in connection.execute(query))
+        return found
+
+    def cache_vectors(self, collection: str, vectors: dict[str, list[float]]) -> None:
+        if not vectors:
+            return
+        statement = self._insert(embedding_cache).on_conflict_do_nothing(
+            index_elements=["collection", "text_sha256"])
+        with self.engine().begin() as connection:
+            connection.execute(statement, [
+                {"collection": collection, "text_sha256": key, "vector": array("f", vector).tobytes()}
+                for key, vector in vectors.items()
+            ])
+
+    def clear_vector_cache(self, collection: str) -> None:
+        """Called once the collection holds what the cache was kept for."""
+        with self.engine().begin() as connection:
+            connection.execute(sa.delete(embedding_cache).where(embedding_cache.c.collection == collection))
 
     def signatures(self, index_version: str) -> list[tuple[str, str, bytes]]:
         """(source, doc_id, hashvalues) of the signatures whose content is what the index holds."""
@@ -204,12 +311,43 @@ class Ledger(ConfigurableResource):
         ]
         with self.engine().begin() as connection:
             connection.execute(statement, values)
+            self._record_failures(connection, index_version, rows, now)
             if details:
                 detail_insert = self._insert(quarantine_details)
                 connection.execute(detail_insert.on_conflict_do_update(
                     index_elements=["index_version", "source"],
                     set_={name: detail_insert.excluded[name] for name in ("doc_id", "scanner", "rule_ids", "score")},
                 ), details)
+
+    def _record_failures(self, connection, index_version: str, rows: list[LedgerRow], now: datetime) -> None:
+        """Count failed attempts per content (once per logical run); success clears them."""
+        done = [row.source for row in rows if row.status in ("indexed", "deleted")]
+        for start in range(0, len(done), _LOOKUP_BATCH):
+            connection.execute(sa.delete(failures).where(
+                failures.c.index_version == index_version, failures.c.source.in_(done[start:start + _LOOKUP_BATCH])))
+        failed = [
+            {"index_version": index_version, "source": row.source, "doc_id": row.doc_id, "attempts": 1,
+             "first_run_id": row.run_id or "", "last_run_id": row.run_id or "", "last_failed_at": now}
+            for row in rows if row.status == "failed"
+        ]
+        if not failed:
+            return
+        statement = self._insert(failures)
+        same_content = failures.c.doc_id == statement.excluded.doc_id
+        same_run = same_content & (failures.c.last_run_id == statement.excluded.last_run_id)
+        statement = statement.on_conflict_do_update(
+            index_elements=["index_version", "source"],
+            set_={
+                "attempts": sa.case((same_run, failures.c.attempts), (same_content, failures.c.attempts + 1),
+                                    else_=1),
+                "first_run_id": sa.case((same_content, failures.c.first_run_id),
+                                        else_=statement.excluded.first_run_id),
+                "doc_id": statement.excluded.doc_id,
+                "last_run_id": statement.excluded.last_run_id,
+                "last_failed_at": statement.excluded.last_failed_at,
+            },
+        )
+        connection.execute(statement, failed)
 
     def status_counts(self) -> dict[str, dict[str, int]]:
         """Rows per status, per index version."""
@@ -283,3 +421,16 @@ class Ledger(ConfigurableResource):
     def released_doc_ids(self) -> frozenset[str]:
         with self.engine().connect() as connection:
             return frozenset(connection.execute(sa.select(releases.c.doc_id)).scalars())
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite returns naive datetimes; every time the ledger writes is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _ledger_row(row) -> LedgerRow:
+    return LedgerRow(
+        source=row.source, status=row.status, doc_id=row.doc_id, version=row.version, reason=row.reason,
+        indexed_doc_id=row.indexed_doc_id, chunk_count=row.chunk_count, run_id=row.run_id,
+        updated_at=row.updated_at,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +24,17 @@ class SourceItem:
     size: int
 
 
+@dataclass(frozen=True)
+class UnlistedPart:
+    """A part of the source that could not be listed (an unreadable folder, a failed page of
+    a listing): every source under ``prefix`` is unknown, never deleted."""
+
+    prefix: str
+    reason: str
+
+
 class DocumentSource(Protocol):
-    def list_items(self) -> Iterator[SourceItem]: ...
+    def list_items(self) -> Iterator[SourceItem | UnlistedPart]: ...
 
     def read_bytes(self, uri: str) -> bytes: ...
 
@@ -53,18 +63,29 @@ class LocalFolderSource(ConfigurableResource):
             )
         return root
 
-    def list_items(self) -> Iterator[SourceItem]:
-        root = self._root()
-        for path in sorted(root.rglob("*")):
-            relative = path.relative_to(root)
-            if any(part.startswith(".") for part in relative.parts) or not path.is_file():
-                continue
-            stat = path.stat()
-            yield SourceItem(
-                uri=path.as_uri(),
-                version=f"{stat.st_mtime_ns}-{stat.st_size}",
-                size=stat.st_size,
-            )
+    def list_items(self) -> Iterator[SourceItem | UnlistedPart]:
+        """Every file, folder by folder in name order; a folder or file that cannot be read
+        is reported as an ``UnlistedPart`` instead of being skipped in silence."""
+        unlisted: list[UnlistedPart] = []
+
+        def report(error: OSError) -> None:
+            unlisted.append(UnlistedPart(Path(error.filename).as_uri() + "/", _reason(error)))
+
+        for folder, subfolders, files in os.walk(self._root(), onerror=report):
+            yield from unlisted
+            unlisted.clear()
+            subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+            for name in sorted(name for name in files if not name.startswith(".")):
+                path = Path(folder, name)
+                try:
+                    stat = path.stat()
+                except OSError as error:
+                    yield UnlistedPart(path.as_uri(), _reason(error))
+                    continue
+                if path.is_file():
+                    yield SourceItem(uri=path.as_uri(), version=f"{stat.st_mtime_ns}-{stat.st_size}",
+                                     size=stat.st_size)
+        yield from unlisted
 
     def _path(self, uri: str) -> Path:
         parsed = urlparse(uri)
@@ -82,3 +103,7 @@ class LocalFolderSource(ConfigurableResource):
             while block := handle.read(_HASH_BLOCK):
                 digest.update(block)
         return digest.hexdigest()
+
+
+def _reason(error: OSError) -> str:
+    return f"{type(error).__name__}: {error.strerror or error}"

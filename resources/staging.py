@@ -62,6 +62,13 @@ class LocalStaging(ConfigurableResource):
         return BatchWriter(directory, Manifest(stage=stage, run_id=run_id), self.batch_size)
 
     def read(self, manifest: Manifest) -> Iterator[list[dict[str, Any]]]:
+        missing = [path for path in manifest.paths if not Path(path).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"the {manifest.stage} batches of run {manifest.run_id} are gone ({len(missing)} of "
+                f"{len(manifest.paths)} files, e.g. {missing[0]}): staging keeps the last {self.keep_runs} "
+                "runs. Run the whole ingest job instead of this stage alone."
+            )
         for path in manifest.paths:
             with open(path, encoding="utf-8") as handle:
                 yield [json.loads(line) for line in handle]

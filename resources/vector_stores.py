@@ -38,6 +38,8 @@ class VectorStore(Protocol):
 
     def point_ids(self, name: str) -> set[str]: ...
 
+    def point_sources(self, name: str) -> Iterator[tuple[str, str]]: ...
+
     def count(self, name: str) -> int: ...
 
     def collections(self) -> dict[str, int]: ...
@@ -127,7 +129,7 @@ class QdrantVectorStore(ConfigurableResource):
         )
         self.client().delete(name, points_selector=models.FilterSelector(filter=selector), wait=True)
 
-    def _scroll(self, name: str, with_payload: bool = False) -> Iterator[Any]:
+    def _scroll(self, name: str, with_payload: bool | list[str] = False) -> Iterator[Any]:
         offset = None
         while True:
             records, offset = self.client().scroll(
@@ -152,6 +154,14 @@ class QdrantVectorStore(ConfigurableResource):
         if not self.collection_exists(name):
             return set()
         return {str(record.id) for record in self._scroll(name)}
+
+    def point_sources(self, name: str) -> Iterator[tuple[str, str]]:
+        """(source, doc_id) of every point, streamed with only those payload fields."""
+        if not self.collection_exists(name):
+            return
+        for record in self._scroll(name, with_payload=["source", "doc_id"]):
+            payload = record.payload or {}
+            yield payload.get("source", ""), payload.get("doc_id", "")
 
     def count(self, name: str) -> int:
         return self.client().count(name, exact=True).count if self.collection_exists(name) else 0

@@ -40,12 +40,13 @@ def test_first_run_indexes_every_document_with_the_full_payload(ingest, settings
     assert summary["success"], summary["errors"]
     assert summary["documents"]["new"] == 8
     assert summary["documents"]["quarantined"] == summary["documents"]["failed"] == 0
-    assert summary["chunks"] == summary["embedded"] == summary["upserted"] == summary["points"] > 8
+    assert summary["chunks"] == summary["upserted"] == summary["points"] > 8
     ids, rows = assert_index_matches_ledger(index_state)
     assert {row.status for row in rows.values()} == {"indexed"}
     assert set(rows) == {p.resolve().as_uri() for p in corpus.rglob("*") if p.is_file()}
 
     points = payloads(settings, summary["collection"]).values()
+    assert summary["embedded"] == len({p["text"] for p in points})  # each distinct chunk text once
     assert all(set(p) == PAYLOAD_FIELDS for p in points)
     assert all(p["index_version"] == summary["index_version"] and p["language"] == "en" for p in points)
     by_type = {p["content_type"]: p for p in points}
@@ -103,12 +104,13 @@ def test_deleting_a_document_removes_its_chunks(ingest, corpus, index_state):
     assert rows_after[uri].status == "deleted" and rows_after[uri].chunk_count == 0
 
 
-def test_identical_content_at_two_sources_is_embedded_once(ingest, corpus, index_state):
+def test_identical_content_at_two_sources_is_embedded_once(ingest, settings, corpus, index_state):
     shutil.copy(corpus / "procedure-1.md", corpus / "copy-a.md")
     first = ingest()
     _, rows = assert_index_matches_ledger(index_state)
     duplicate_chunks = rows[(corpus / "copy-a.md").resolve().as_uri()].chunk_count
-    assert first["embedded"] == first["chunks"] - duplicate_chunks
+    distinct_texts = {p["text"] for p in payloads(settings, first["collection"]).values()}
+    assert first["embedded"] == len(distinct_texts) <= first["chunks"] - duplicate_chunks
     assert first["upserted"] == first["chunks"]  # both sources are retrievable
 
     shutil.copy(corpus / "procedure-1.md", corpus / "copy-b.md")
@@ -158,8 +160,8 @@ def test_bad_inputs_become_ledger_records_and_the_rest_is_indexed(ingest, settin
     assert rows[good_uri].chunk_count == before[good_uri].chunk_count > 0
     assert sum(r.status == "indexed" for r in rows.values()) == 7
 
-    rerun = ingest(limited)  # quarantine is a decision about content: not retried; failures are
-    assert rerun["documents"]["unchanged"] == 11 and rerun["documents"]["retry"] == 1
+    rerun = ingest(limited)  # quarantine is a decision about content: not retried; failures are, after a backoff
+    assert rerun["documents"]["unchanged"] == 11 and rerun["documents"]["deferred"] == 1
 
 
 def test_failure_budget_fails_the_run_after_recording_every_result(ingest, settings, monkeypatch, index_state):
@@ -210,8 +212,9 @@ def test_crash_during_upsert_converges_on_the_next_run(ingest, settings, index_s
     assert recovered["success"], recovered["errors"]
     ids, rows = assert_index_matches_ledger(index_state)
     assert ids_after_crash <= ids
-    assert recovered["reused_vectors"] == len(unrecorded)  # what made it in is not embedded again
-    assert recovered["embedded"] == recovered["chunks"] - len(unrecorded)
+    assert recovered["repaired"]["removed_points"] == len(unrecorded)  # orphans until their document is in
+    # the crashed run embedded everything before it died: nothing is embedded again
+    assert recovered["embedded"] == 0 and recovered["reused_vectors"] == recovered["chunks"] > 0
     assert recovered["points"] == sum(r.chunk_count for r in rows.values()) == len(ids)
     assert ingest()["upserted"] == 0
 
@@ -222,7 +225,8 @@ def test_dropped_collection_is_rebuilt_from_the_source(ingest, settings, index_s
     store.client().delete_collection(first["collection"])
     store.close()
     second = ingest()
-    assert second["documents"]["new"] == 8 and second["upserted"] == first["upserted"]
+    assert second["documents"]["repair"] == 8 and second["upserted"] == first["upserted"]
+    assert second["repaired"]["incomplete_documents"] == 8
     assert_index_matches_ledger(index_state)
 
 

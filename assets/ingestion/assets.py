@@ -4,6 +4,7 @@
 import time
 from collections import Counter
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from dagster import (
     AssetCheckResult,
@@ -18,7 +19,7 @@ from dagster import (
 )
 
 from assets.ingestion import stages
-from assets.ingestion.changes import CHANGE_CLASSES, expected_point_count
+from assets.ingestion.changes import CHANGE_CLASSES, PROCESSED_CLASSES, expected_point_count
 from assets.screening.assets import build_screener
 from resources.azure_ai import InjectionShield, PiiDetector
 from resources.embedders import Embedder
@@ -50,7 +51,7 @@ def _finish(context: AssetExecutionContext, manifest: Manifest, report: stages.S
             rejections: list[LedgerRow] = ()) -> Output:
     """Record rejections in the ledger and return the manifest with the stage's metadata."""
     if rejections:
-        ledger.record(version, [replace(row, run_id=context.run_id) for row in rejections])
+        ledger.record(version, [replace(row, run_id=stages.logical_run_id(context)) for row in rejections])
     metadata = {name: int(count) for name, count in sorted(report.counts.items())}
     metadata.update(
         records_out=manifest.count,
@@ -70,9 +71,12 @@ def _finish(context: AssetExecutionContext, manifest: Manifest, report: stages.S
     group_name=GROUP,
     kinds={"python", "source"},
     description=(
-        "Lists the document source, hashes every document (doc_id = sha256 of its bytes) and "
-        "classifies it against the ledger as new, changed, unchanged, retry or deleted. Only "
-        "new, changed and retried documents are staged for the next stages."
+        "First repairs drift: removes the points no ledger row accounts for (orphans of a killed "
+        "run) and forgets documents whose points are incomplete. Then lists the document source, "
+        "hashes every document (doc_id = sha256 of its bytes) and classifies it against the "
+        "ledger (new, changed, unchanged, repair, retry, deferred, deleted; sources under a part "
+        "that could not be listed are unknown and kept). Only new, changed, repaired and "
+        "retried documents are staged for the next stages."
     ),
 )
 def raw_documents(
@@ -94,28 +98,47 @@ def raw_documents(
         raise Failure(description=str(error)) from None
     version = stages.current_index_version(embedder, ingestion_settings, pii_config.fingerprint())
     collection = stages.collection_name(ingestion_settings.collection, version)
-    rows = ledger.rows(version)
-    if rows and not vector_store.collection_exists(collection):  # dropped by hand: rebuild it all
-        ledger.record(version, [
-            replace(row, status="deleted", reason=f"collection {collection} was missing; rebuilt",
-                    indexed_doc_id=None, chunk_count=0, run_id=context.run_id)
-            for row in rows.values() if row.status != "deleted"
-        ])
-        rows = ledger.rows(version)
+    run_id = stages.logical_run_id(context)
+    repair = stages.repair_index(vector_store, ledger, collection, version, run_id)
     staging.prune(context.run_id)
     writer = staging.writer("raw_documents", context.run_id)
-    report, deleted, rejections = stages.scan_source(
-        source, rows, ingestion_settings.max_document_bytes, writer, ingestion_settings.allow_empty_source
-    )
+    scan = stages.scan_source(source, ledger, version, ingestion_settings.max_document_bytes, writer,
+                              ingestion_settings.allow_empty_source, datetime.now(UTC))
+    for part in scan.unlisted:
+        context.log.warning(f"could not list {part.prefix} ({part.reason}): its indexed documents are kept")
     writer.manifest.extra.update(
-        index_version=version, collection=collection, deleted=deleted,
-        attempted=sum(report.counts[c] for c in ("new", "changed", "retry")),
+        index_version=version, collection=collection, deleted=scan.deleted, generation=ledger.generation(version),
+        attempted=sum(scan.report.counts[c] for c in PROCESSED_CLASSES),
     )
     for change in CHANGE_CLASSES:
-        report.counts.setdefault(change, 0)
-    output = _finish(context, writer.manifest, report, started, ledger, version, rejections)
+        scan.report.counts.setdefault(change, 0)
+    scan.report.counts.update(repaired_orphan_sources=len(repair.keep), repaired_removed_points=repair.removed_points,
+                              repaired_incomplete_documents=len(repair.incomplete))
+    output = _finish(context, writer.manifest, scan.report, started, ledger, version, scan.rejections)
     output.metadata.update(index_version=version, collection=collection)
+    if scan.unlisted:
+        output.metadata["unlisted"] = MetadataValue.json(
+            [{"part": part.prefix, "reason": part.reason} for part in scan.unlisted])
     return output
+
+
+def _stale(context: AssetExecutionContext, manifest: Manifest, ledger: Ledger) -> bool:
+    """True when ``manifest`` comes from a scan older than the last completed index stage:
+    applying it would undo newer work, so the stage does nothing and says so."""
+    current = ledger.generation(manifest.extra["index_version"])
+    if manifest.extra["generation"] == current:
+        return False
+    context.log.warning(
+        f"{manifest.stage} of run {manifest.run_id} was scanned at index generation "
+        f"{manifest.extra['generation']}, the ledger is at {current}: nothing applied. "
+        "Run the whole ingest job to bring the index up to date."
+    )
+    return True
+
+
+def _skip(context: AssetExecutionContext, stage: str, upstream: Manifest) -> Output:
+    manifest = Manifest(stage=stage, run_id=context.run_id, extra=dict(upstream.extra))
+    return Output(manifest, metadata={"stale_manifest_skipped": True, "records_out": 0})
 
 
 @asset(
@@ -132,6 +155,8 @@ def raw_documents(
 def clean_documents(context: AssetExecutionContext, raw_documents: Manifest, staging: LocalStaging,
                     ledger: Ledger, ocr: ResourceParam[OcrEngine],
                     ingestion_settings: IngestionSettings) -> Output[Manifest]:
+    if _stale(context, raw_documents, ledger):
+        return _skip(context, "clean_documents", raw_documents)
     started = time.monotonic()
     version = raw_documents.extra["index_version"]
     writer = staging.writer("clean_documents", context.run_id)
@@ -155,6 +180,8 @@ def screened_documents(context: AssetExecutionContext, clean_documents: Manifest
                        ledger: Ledger, ingestion_settings: IngestionSettings,
                        screening_settings: ScreeningSettings, pii_detector: ResourceParam[PiiDetector],
                        injection_shield: ResourceParam[InjectionShield]) -> Output[Manifest]:
+    if _stale(context, clean_documents, ledger):
+        return _skip(context, "screened_documents", clean_documents)
     started = time.monotonic()
     writer = staging.writer("screened_documents", context.run_id)
     screener = build_screener(screening_settings, ingestion_settings, ledger, pii_detector, injection_shield)
@@ -178,6 +205,8 @@ def chunks(context: AssetExecutionContext, screened_documents: Manifest, staging
            ledger: Ledger, embedder: ResourceParam[Embedder], ingestion_settings: IngestionSettings,
            screening_settings: ScreeningSettings, pii_detector: ResourceParam[PiiDetector],
            injection_shield: ResourceParam[InjectionShield]) -> Output[Manifest]:
+    if _stale(context, screened_documents, ledger):
+        return _skip(context, "chunks", screened_documents)
     started = time.monotonic()
     writer = staging.writer("chunks", context.run_id)
     version = screened_documents.extra["index_version"]
@@ -200,12 +229,12 @@ def chunks(context: AssetExecutionContext, screened_documents: Manifest, staging
 )
 def embeddings(context: AssetExecutionContext, chunks: Manifest, staging: LocalStaging, ledger: Ledger,
                embedder: ResourceParam[Embedder], vector_store: ResourceParam[VectorStore]) -> Output[Manifest]:
+    if _stale(context, chunks, ledger):
+        return _skip(context, "embeddings", chunks)
     started = time.monotonic()
     writer = staging.writer("embeddings", context.run_id)
-    report = stages.embed_stage(
-        staging.read(chunks), writer, embedder, vector_store, ledger,
-        chunks.extra["collection"], chunks.extra["index_version"], set(chunks.extra["duplicate_doc_ids"]),
-    )
+    report = stages.embed_stage(staging.read(chunks), writer, embedder, vector_store, ledger,
+                                chunks.extra["collection"], chunks.extra["index_version"])
     writer.manifest.extra.update(chunks.extra)
     output = _finish(context, writer.manifest, report, started)
     output.metadata["embedder"] = MetadataValue.json(embedder.identity())
@@ -222,8 +251,9 @@ def embeddings(context: AssetExecutionContext, chunks: Manifest, staging: LocalS
     ),
     check_specs=[
         AssetCheckSpec("failure_budget", asset="vector_index", blocking=True,
-                       description="The share of documents that failed this run is within the budget."),
-        AssetCheckSpec("index_matches_ledger", asset="vector_index",
+                       description="The share of documents that failed for the first time in this "
+                                   "(logical) run is within the budget."),
+        AssetCheckSpec("index_matches_ledger", asset="vector_index", blocking=True,
                        description="The collection holds exactly the points the ledger says it does."),
     ],
 )
@@ -232,36 +262,42 @@ def vector_index(context: AssetExecutionContext, embeddings: Manifest, staging: 
                  ingestion_settings: IngestionSettings):
     started = time.monotonic()
     extra = embeddings.extra
-    version, collection = extra["index_version"], extra["collection"]
-    report = stages.index_stage(
-        staging.read(embeddings), vector_store, ledger, collection, version,
-        embedder.identity()["dimension"], extra["deleted"], context.run_id,
-    )
-    run_counts: Counter = ledger.run_counts(version, context.run_id)
-    points, expected = vector_store.count(collection), expected_point_count(ledger.rows(version).values())
+    version, collection, run_id = extra["index_version"], extra["collection"], stages.logical_run_id(context)
+    stale = _stale(context, embeddings, ledger)
+    report = stages.StageReport()
+    if not stale:
+        report = stages.index_stage(
+            staging.read(embeddings), vector_store, ledger, collection, version,
+            embedder.identity()["dimension"], extra["deleted"], run_id,
+        )
+        ledger.advance_generation(version)
+        ledger.clear_vector_cache(collection)
+    run_counts: Counter = ledger.run_counts(version, run_id)
+    points, expected = vector_store.count(collection), expected_point_count(ledger.iter_rows(version))
     result = Manifest(stage="vector_index", run_id=context.run_id, count=report.counts["upserted"],
                       extra={"index_version": version, "collection": collection})
     output = _finish(context, result, report, started)
     output.metadata.update(
-        index_version=version, collection=collection, points=points,
+        index_version=version, collection=collection, points=points, stale_manifest_skipped=stale,
         quarantined=run_counts["quarantined"], failed=run_counts["failed"],
     )
     yield output
-    attempted = extra["attempted"]
-    failed_share = run_counts["failed"] / attempted if attempted else 0.0
+    attempted, failed = (0, 0) if stale else (extra["attempted"], ledger.first_failures(version, run_id))
+    failed_share = failed / attempted if attempted else 0.0
     yield AssetCheckResult(
         check_name="failure_budget",
         passed=failed_share <= ingestion_settings.failure_budget,
-        metadata={"failed": run_counts["failed"], "attempted": attempted,
+        metadata={"failed": failed, "attempted": attempted, "retried_and_failed_again": run_counts["failed"] - failed,
                   "failed_share": round(failed_share, 4), "budget": ingestion_settings.failure_budget},
-        description=(f"{run_counts['failed']} of {attempted} documents failed "
+        description=(f"{failed} of {attempted} documents failed for the first time "
                      f"(budget {ingestion_settings.failure_budget:.0%}); see the ledger for reasons"),
     )
     yield AssetCheckResult(
         check_name="index_matches_ledger",
         passed=points == expected,
-        severity=AssetCheckSeverity.WARN,
+        severity=AssetCheckSeverity.ERROR,
         metadata={"points": points, "ledger_points": expected},
+        description=f"the collection holds {points} points, the ledger accounts for {expected}",
     )
 
 

@@ -9,11 +9,21 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
-from collections.abc import Callable, Iterator
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime
+from itertools import islice
 from typing import Any
 
-from assets.ingestion.changes import classify, deleted_sources
+from assets.ingestion.changes import (
+    PROCESSED_CLASSES,
+    RepairPlan,
+    classify,
+    deleted_sources,
+    index_census,
+    plan_repair,
+)
 from assets.ingestion.chunking import chunk_document, make_splitter
 from assets.ingestion.documents import (
     CLEANING_VERSION,
@@ -33,8 +43,11 @@ from assets.screening.pii import redact_pii, redacted_preview
 from assets.screening.poisoning import SCREENING_VERSION
 from assets.screening.screen import Screener, ScreeningQuarantine
 from resources.ledger import LedgerRow, QuarantineDetail
+from resources.sources import UnlistedPart
 from resources.staging import BatchWriter, Manifest
 from resources.vector_stores import Point
+
+LOOKUP_BATCH = 500
 
 
 def current_index_version(embedder, settings, pii_policy: dict) -> str:
@@ -54,6 +67,12 @@ def current_index_version(embedder, settings, pii_policy: dict) -> str:
 
 def collection_name(base: str, version: str) -> str:
     return f"{base}__{version}"
+
+
+def logical_run_id(context) -> str:
+    """The id of the run a re-execution from failure retries: the ledger counts one logical
+    run, whatever number of attempts it took."""
+    return context.run.root_run_id or context.run_id
 
 
 @dataclass
@@ -92,54 +111,89 @@ def _guarded(record: dict[str, Any], work: Callable[[], Any]) -> Any:
         raise DocumentRejected("failed", failure_reason(error)) from error
 
 
-def scan_source(source, rows: dict[str, LedgerRow], max_bytes: int, writer: BatchWriter,
-                allow_empty_source: bool) -> tuple[StageReport, list[str], list[LedgerRow]]:
-    """Hash every listed document, classify it, and stage the bytes of those to process.
+@dataclass
+class Scan:
+    """What listing the source found, beyond the stage report."""
 
-    Returns the report, the deleted sources and the ledger rows of rejected documents.
-    """
-    report, rejections, listed = StageReport(), [], set()
-    doc_id_seen: Counter = Counter()
-    for item in source.list_items():
-        listed.add(item.uri)
-        row = rows.get(item.uri)
-        record = {
-            "source": item.uri,
-            "version": item.version,
-            "indexed_doc_id": row.indexed_doc_id if row else None,
-            "chunk_count": row.chunk_count if row else 0,
-        }
-        try:
-            if item.size > max_bytes:
-                record["doc_id"] = _guarded(record, lambda: source.sha256(item.uri))
-            else:
-                data = _guarded(record, lambda: source.read_bytes(item.uri))
-                record["doc_id"] = doc_id_of(data)
-            change = classify(record["doc_id"], row)
-            report.counts[change] += 1
-            if change == "unchanged":
-                continue
-            doc_id_seen[record["doc_id"]] += 1
-            if item.size > max_bytes:
-                raise DocumentRejected(
-                    "quarantined",
-                    f"file is {item.size:,} bytes, above max_document_bytes={max_bytes:,}; "
-                    "split the file or raise RAGPIPE_MAX_DOCUMENT_BYTES",
-                )
-            writer.write({**record, "change": change, "content_b64": base64.b64encode(data).decode()})
-        except DocumentRejected as error:
-            rejections.append(report.reject(record, error))
+    report: StageReport
+    rejections: list[LedgerRow]
+    deleted: list[str]
+    unknown: list[str]
+    unlisted: list[UnlistedPart]
+
+
+def repair_index(vector_store, ledger, collection: str, version: str, run_id: str) -> RepairPlan:
+    """Make the index and the ledger agree before scanning: remove the points no ledger row
+    accounts for, and forget documents whose points are incomplete so they are indexed again."""
+    plan = plan_repair(index_census(vector_store.point_sources(collection)), ledger.iter_rows(version))
+    for source, keep in plan.keep.items():
+        vector_store.delete_source(collection, source, keep_doc_id=keep)
+    ledger.record(version, [replace(row, run_id=run_id) for row in plan.incomplete])
+    return plan
+
+
+def scan_source(source, ledger, version: str, max_bytes: int, writer: BatchWriter, allow_empty_source: bool,
+                now: datetime) -> Scan:
+    """Hash every listed document, classify it, and stage the bytes of those to process.
+    Ledger rows are looked up batch by batch as the listing streams."""
+    report, rejections, listed, unlisted = StageReport(), [], set(), []
+    for batch in _batched(source.list_items(), LOOKUP_BATCH):
+        unlisted += [item for item in batch if isinstance(item, UnlistedPart)]
+        items = [item for item in batch if not isinstance(item, UnlistedPart)]
+        uris = [item.uri for item in items]
+        rows, failures = ledger.rows_for(version, uris), ledger.failures(version, uris)
+        for item in items:
+            listed.add(item.uri)
+            rejection = _scan_item(source, item, rows.get(item.uri), failures.get(item.uri), now, max_bytes,
+                                   writer, report)
+            if rejection:
+                rejections.append(rejection)
     writer.flush()
-    deleted = deleted_sources(listed, rows)
+    deleted, unknown = deleted_sources(listed, ledger.iter_rows(version), unlisted)
     if not listed and deleted and not allow_empty_source:
         raise RuntimeError(
             f"the source lists no documents but the ledger holds {len(deleted)}; refusing to delete "
             "them all (an unmounted or misconfigured source?). Set RAGPIPE_ALLOW_EMPTY_SOURCE=1 "
             "to empty the index deliberately."
         )
-    report.counts["deleted"] = len(deleted)
-    writer.manifest.extra["duplicate_doc_ids"] = sorted(d for d, n in doc_id_seen.items() if n > 1)
-    return report, deleted, rejections
+    report.counts["deleted"], report.counts["unknown"] = len(deleted), len(unknown)
+    return Scan(report, rejections, deleted, unknown, unlisted)
+
+
+def _scan_item(source, item, row: LedgerRow | None, failure, now: datetime, max_bytes: int,
+               writer: BatchWriter, report: StageReport) -> LedgerRow | None:
+    record = {
+        "source": item.uri,
+        "version": item.version,
+        "indexed_doc_id": row.indexed_doc_id if row else None,
+        "chunk_count": row.chunk_count if row else 0,
+    }
+    try:
+        if item.size > max_bytes:
+            record["doc_id"] = _guarded(record, lambda: source.sha256(item.uri))
+        else:
+            data = _guarded(record, lambda: source.read_bytes(item.uri))
+            record["doc_id"] = doc_id_of(data)
+        change = classify(record["doc_id"], row, failure, now)
+        report.counts[change] += 1
+        if change not in PROCESSED_CLASSES:
+            return None
+        if item.size > max_bytes:
+            raise DocumentRejected(
+                "quarantined",
+                f"file is {item.size:,} bytes, above max_document_bytes={max_bytes:,}; "
+                "split the file or raise RAGPIPE_MAX_DOCUMENT_BYTES",
+            )
+        writer.write({**record, "change": change, "content_b64": base64.b64encode(data).decode()})
+    except DocumentRejected as error:
+        return report.reject(record, error)
+    return None
+
+
+def _batched(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
 
 
 def _map_documents(records: Iterator[list[dict[str, Any]]], writer: BatchWriter,
@@ -259,25 +313,25 @@ def chunk_stage(records, writer: BatchWriter, settings, count_tokens, version: s
 
 
 def embed_stage(batches, writer: BatchWriter, embedder, vector_store, ledger, collection: str,
-                version: str, duplicate_doc_ids: set[str]) -> StageReport:
-    """Embed each chunk once: reuse vectors already stored for the same content (a rerun
-    after a crash, or the same document at another source), embed the rest."""
+                version: str) -> StageReport:
+    """Embed each distinct chunk text once. Vectors already stored for the same content (the
+    same document at another source) are reused, and so are those an unfinished run computed:
+    they are kept in the ledger's cache, by text, until the index stage completes."""
     report = StageReport()
-    in_run: dict[tuple[str, int], list[float]] = {}
     for batch in batches:
         holders = ledger.holders(version, {c["payload"]["doc_id"] for c in batch})
         stored = _stored_vectors(batch, vector_store, collection, holders)
-        keys = [(c["payload"]["doc_id"], c["payload"]["chunk_id"]) for c in batch]
+        keys = [hashlib.sha256(c["payload"]["text"].encode()).hexdigest() for c in batch]
         known = {key: stored[c["point_id"]] for key, c in zip(keys, batch) if c["point_id"] in stored}
-        known.update({key: in_run[key] for key in keys if key in in_run})
+        cached = ledger.cached_vectors(collection, sorted(set(keys) - set(known)))
+        known.update(cached)
         missing = {key: c["payload"] for key, c in zip(keys, batch) if key not in known}
         if missing:
             vectors = embedder.embed([payload["text"] for payload in missing.values()])
             known.update(zip(missing, vectors, strict=True))
+        ledger.cache_vectors(collection, {key: known[key] for key in set(keys) if key not in cached})
         for key, chunk in zip(keys, batch):
             chunk["vector"] = known[key]
-            if key[0] in duplicate_doc_ids:
-                in_run[key] = known[key]
             writer.write(chunk)
         report.counts["embedded"] += len(missing)
         report.counts["reused"] += len(batch) - len(missing)
@@ -332,7 +386,7 @@ def index_stage(batches, vector_store, ledger, collection: str, version: str, di
                 for doc, total in completed
             ],
         )
-    rows = ledger.rows(version)
+    rows = ledger.rows_for(version, deleted)
     for source in deleted:
         vector_store.delete_source(collection, source)
         report.counts["deleted_points"] += rows[source].chunk_count if source in rows else 0

@@ -15,6 +15,7 @@ from dagster import (
     asset,
 )
 
+from assets.ingestion.stages import logical_run_id
 from assets.screening.screen import Screener
 from resources.azure_ai import InjectionShield, PiiDetector
 from resources.ledger import Ledger, QuarantineEntry
@@ -98,7 +99,7 @@ def quarantine(context: AssetExecutionContext, raw_documents: Manifest, ledger: 
                screening_settings: ScreeningSettings):
     version = raw_documents.extra["index_version"]
     records = [_as_record(entry) for entry in ledger.quarantined(version)]
-    in_run = ledger.run_counts(version, context.run_id)["quarantined"]
+    in_run = ledger.run_counts(version, logical_run_id(context))["quarantined"]
     attempted = raw_documents.extra["attempted"]
     rate, limit = quarantine_rate(in_run, attempted), screening_settings.quarantine_rate_warn
     yield Output(records, metadata={
