@@ -1,0 +1,240 @@
+"""The index stays true to the ledger whatever happens to a run: a SIGKILL of its process
+group, an unreadable folder, a stage materialised on its own, a re-execution from failure.
+
+Real components throughout: `ragpipe ingest` in its own process, Qdrant local mode, SQLite,
+the bundled embedder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from dagster import (
+    DagsterInstance,
+    FilesystemIOManager,
+    ReexecutionOptions,
+    execute_job,
+    materialize,
+    reconstructable,
+)
+
+from assets.ingestion.changes import RETRY_BACKOFF
+from assets.ingestion.documents import point_id
+from pipelines.definitions import INGEST_JOB, build_definitions, build_resources
+from pipelines.instance import ensure_dagster_home
+from pipelines.settings import Settings
+from resources.ledger import Ledger
+from resources.staging import LocalStaging, Manifest
+from tests.corpus import markdown_doc, prose, write_corpus
+from tests.test_pipeline import payloads
+
+RAGPIPE = str(Path(sys.executable).with_name("ragpipe"))
+SMALL_CHUNKS = {"chunk_size_tokens": 32, "chunk_overlap_tokens": 4}
+
+
+def ragpipe_ingest(settings: Settings, **popen) -> subprocess.Popen:
+    """`ragpipe ingest --json` on ``settings`` in its own session (its own process group)."""
+    env = {**os.environ, "RAGPIPE_CHUNK_OVERLAP": str(settings.chunk_overlap_tokens)}
+    command = [RAGPIPE, "ingest", "--json", "--source", str(settings.source_dir), "--data-dir",
+               str(settings.data_dir), "--chunk-size", str(settings.chunk_size_tokens)]
+    return subprocess.Popen(popen.pop("prefix", []) + command, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def stored_point_count(settings: Settings, collection: str) -> int:
+    """Points in a local-mode collection, read from its SQLite file while another process writes it."""
+    path = settings.qdrant_path / "collection" / collection / "storage.sqlite"
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.05) as connection:
+            return connection.execute("SELECT count(*) FROM points").fetchone()[0]
+    except sqlite3.OperationalError:  # not created yet, or locked by the writer for a moment
+        return -1
+
+
+def own_point_ids(row) -> set[str]:
+    return {point_id(row.source, row.indexed_doc_id, index) for index in range(row.chunk_count)}
+
+
+def test_rerun_after_a_sigkill_repairs_every_drift_and_embeds_only_what_was_not(ingest, settings, corpus,
+                                                                                 index_state):
+    small = replace(settings, **SMALL_CHUNKS)
+    seeded = ingest(small)
+    collection = seeded["collection"]
+    reverted, edited, deleted = corpus / "procedure-1.md", corpus / "procedure-5.md", corpus / "notes-3.txt"
+    recorded = reverted.read_bytes()
+    reverted.write_text(markdown_doc(1) + "\n## Later\n\n" + prose(901, 10) + "\n", encoding="utf-8")
+    (corpus / "bulk").mkdir()
+    for number in range(40):  # enough upserts for the kill to land in the middle of them
+        (corpus / "bulk" / f"note-{number}.txt").write_text(prose(1000 + number, 12), encoding="utf-8")
+
+    run = ragpipe_ingest(small)
+    while stored_point_count(small, collection) <= seeded["points"]:
+        assert run.poll() is None, f"the run ended before it could be killed: {run.communicate()}"
+        time.sleep(0.005)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+
+    ids, expected, rows = index_state(small)
+    assert ids != expected  # the kill left drift behind
+    incomplete = {s for s, r in rows.items() if r.indexed_doc_id and not own_point_ids(r) <= ids}
+    removed = (ids - expected) | {i for s in incomplete for i in own_point_ids(rows[s]) & ids}
+
+    reverted.write_bytes(recorded)
+    deleted.unlink()
+    edited.write_text(markdown_doc(55), encoding="utf-8")
+    rerun = ingest(small)
+
+    assert rerun["success"], rerun["errors"]
+    ids, expected, rows = index_state(small)
+    assert ids == expected  # zero orphan or stale points
+    assert rerun["repaired"] == {"orphan_sources": rerun["repaired"]["orphan_sources"],
+                                 "removed_points": len(removed), "incomplete_documents": len(incomplete)}
+    assert rerun["repaired"]["orphan_sources"] >= 1
+    assert rows[reverted.resolve().as_uri()].indexed_doc_id == rows[reverted.resolve().as_uri()].doc_id
+    assert rows[deleted.resolve().as_uri()].status == "deleted"
+    # the killed run embedded every chunk it had (its index stage had started): only text it
+    # did not have, the edited document's, is embedded
+    [killed_run] = {p.name for p in small.staging_path.iterdir()} - {seeded["run_id"], rerun["run_id"]}
+    killed_texts = {json.loads(line)["payload"]["text"]
+                    for batch in (small.staging_path / killed_run / "embeddings").glob("*.jsonl")
+                    for line in batch.read_text(encoding="utf-8").splitlines()}
+    edited_texts = {p["text"] for p in payloads(small, collection).values() if p["source"] == edited.resolve().as_uri()}
+    assert rerun["embedded"] == len(edited_texts - killed_texts) > 0
+    assert len(killed_texts) > 100
+    assert ingest(small)["upserted"] == 0
+
+
+@pytest.fixture
+def world_readable(tmp_path):
+    """A folder an unprivileged user can reach (pytest's own are private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="ragpipe-unreadable-"))
+    folder.chmod(0o755)
+    yield folder
+    subprocess.run(["chmod", "-R", "u+rwx", str(folder)], check=True)
+    subprocess.run(["rm", "-rf", str(folder)], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="drops privileges to nobody with runuser, which needs root")
+def test_an_unreadable_folder_keeps_its_documents_and_says_why(world_readable, ingest, index_state):
+    corpus = write_corpus(world_readable / "corpus")
+    settings = Settings(data_dir=world_readable / "data", source_dir=corpus)
+    first = ingest(settings)
+    ids_before, _, rows_before = index_state(settings)
+    nobody = pwd.getpwnam("nobody")
+    subprocess.run(["chown", "-R", f"{nobody.pw_uid}:{nobody.pw_gid}", str(settings.data_dir)], check=True)
+    (corpus / "pages").chmod(0)  # root could still read it: the run below is nobody's
+
+    run = ragpipe_ingest(settings, prefix=["runuser", "-u", "nobody", "--"],
+                         env={**os.environ, "HOME": str(settings.data_dir)})
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err
+    summary = json.loads(out)
+    pages = {s for s in rows_before if "/pages/" in s}
+    assert summary["documents"]["unknown"] == len(pages) == 2
+    assert summary["documents"]["deleted"] == 0 and summary["documents"]["unchanged"] == 6
+    [part] = summary["unlisted"]
+    assert part["part"] == (corpus / "pages").as_uri() + "/" and "Permission denied" in part["reason"]
+    ids, expected, rows = index_state(settings)
+    assert ids == expected == ids_before and summary["points"] == first["points"]
+    assert all(rows[s].status == "indexed" for s in pages)
+
+
+def test_vector_index_alone_applies_no_older_manifest(ingest, settings, corpus, index_state, tmp_path):
+    ingest()
+    edited = corpus / "procedure-1.md"
+    original = edited.read_bytes()
+    edited.write_text(markdown_doc(1) + "\n## Addendum\n\n" + prose(77, 6) + "\n", encoding="utf-8")
+    assert ingest()["documents"]["changed"] == 1  # its manifests are what the IO manager holds
+    edited.write_bytes(original)
+    # a newer run whose outputs live elsewhere (another deployment's IO storage)
+    newer = ingest(io_manager=FilesystemIOManager(base_dir=str(tmp_path / "elsewhere")))
+    assert newer["documents"]["changed"] == 1
+    ids_before, expected, rows_before = index_state()
+    assert ids_before == expected
+
+    definitions = build_definitions(settings)
+    job = definitions.resolve_implicit_global_asset_job_def()
+    ensure_dagster_home(settings.dagster_home)
+    with DagsterInstance.get() as instance:
+        result = materialize([a for a in job.asset_layer.assets_defs_by_key.values()], selection=["vector_index"],
+                             resources=definitions.resources, instance=instance, raise_on_error=False)
+    materialization = result.asset_materializations_for_node("vector_index")[0]
+    assert materialization.metadata["stale_manifest_skipped"].value is True
+    assert result.success
+    ids_after, _, rows_after = index_state()
+    assert ids_after == ids_before and rows_after == rows_before
+
+
+def test_pruned_staging_is_a_clear_error(tmp_path):
+    staging = LocalStaging(root=str(tmp_path))
+    manifest = Manifest(stage="chunks", run_id="r-old", paths=[str(tmp_path / "r-old" / "chunks" / "batch-00000.jsonl")])
+    with pytest.raises(FileNotFoundError, match="chunks batches of run r-old are gone.*whole ingest job"):
+        next(staging.read(manifest))
+
+
+def ingest_job():
+    """The ingest job as a re-execution reconstructs it, from RAGPIPE_* variables."""
+    return build_definitions(Settings.from_env()).resolve_job_def(INGEST_JOB)
+
+
+def test_failure_budget_counts_the_logical_run_and_known_bad_files_back_off(settings, monkeypatch, ingest):
+    import assets.ingestion.stages as stages
+
+    real_parse, real_embed = stages.parse_document, stages.embed_stage
+    crashes = iter([True])
+
+    def parse_or_fail(source, data, **options):
+        if source.endswith(".txt"):
+            raise OSError("disk read error")
+        return real_parse(source, data, **options)
+
+    def embed_crashing_once(*args, **kwargs):
+        if next(crashes, False):
+            raise ConnectionError("GPU node went away")
+        return real_embed(*args, **kwargs)
+
+    monkeypatch.setattr(stages, "parse_document", parse_or_fail)
+    monkeypatch.setattr(stages, "embed_stage", embed_crashing_once)
+    monkeypatch.setenv("RAGPIPE_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("RAGPIPE_SOURCE_DIR", str(settings.source_dir))
+    ensure_dagster_home(settings.dagster_home)
+    with DagsterInstance.get() as instance:
+        first = execute_job(reconstructable(ingest_job), instance=instance)
+        assert not first.success  # the embeddings step crashed, after 2 of 8 documents failed to parse
+        retried = execute_job(reconstructable(ingest_job), instance=instance,
+                              reexecution_options=ReexecutionOptions.from_failure(first.run_id, instance))
+        [budget] = [e.event_specific_data for e in retried.all_events
+                    if e.event_type_value == "ASSET_CHECK_EVALUATION"
+                    and e.event_specific_data.check_name == "failure_budget"]
+    assert not budget.passed and not retried.success  # 2 of 8 (the logical run's), not 0 of 0
+    assert (budget.metadata["failed"].value, budget.metadata["attempted"].value) == (2, 8)
+
+    unchanged = ingest()  # the 2 known-bad files wait for their backoff
+    assert unchanged["success"], unchanged["errors"]
+    assert (unchanged["documents"]["deferred"], unchanged["documents"]["unchanged"]) == (2, 6)
+
+    ledger = build_resources(settings)["ledger"]
+    from resources.ledger import failures
+
+    with ledger.engine().begin() as connection:  # the backoff passes
+        connection.execute(sa.update(failures).values(last_failed_at=failures.c.last_failed_at - RETRY_BACKOFF
+                                                      - timedelta(seconds=1)))
+    retry = ingest()
+    assert (retry["documents"]["retry"], retry["documents"]["failed"]) == (2, 2)
+    assert retry["success"], retry["errors"]  # failed again, but not for the first time: counted once
+    version = retry["index_version"]
+    records = Ledger(url=settings.ledger).failures(version, [s for s in ledger.rows(version)])
+    assert sorted(r.attempts for r in records.values()) == [2, 2]
