@@ -29,7 +29,9 @@ from dagster import (
     reconstructable,
 )
 
+from assets.ingestion.assets import INGESTION_ASSETS
 from assets.ingestion.changes import RETRY_BACKOFF
+from assets.screening.assets import SCREENING_ASSETS
 from assets.ingestion.documents import point_id
 from pipelines.definitions import INGEST_JOB, build_definitions, build_resources
 from pipelines.instance import ensure_dagster_home
@@ -155,17 +157,15 @@ def test_vector_index_alone_applies_no_older_manifest(ingest, settings, corpus, 
     ids_before, expected, rows_before = index_state()
     assert ids_before == expected
 
-    definitions = build_definitions(settings)
-    job = definitions.resolve_implicit_global_asset_job_def()
     ensure_dagster_home(settings.dagster_home)
     with DagsterInstance.get() as instance:
-        result = materialize([a for a in job.asset_layer.assets_defs_by_key.values()], selection=["vector_index"],
-                             resources=definitions.resources, instance=instance, raise_on_error=False)
-    materialization = result.asset_materializations_for_node("vector_index")[0]
-    assert materialization.metadata["stale_manifest_skipped"].value is True
-    assert result.success
+        result = materialize([*INGESTION_ASSETS, *SCREENING_ASSETS], selection=["vector_index"],
+                             resources=build_resources(settings), instance=instance, raise_on_error=False)
     ids_after, _, rows_after = index_state()
     assert ids_after == ids_before and rows_after == rows_before
+    assert result.success
+    materialization = result.asset_materializations_for_node("vector_index")[0]
+    assert materialization.metadata["stale_manifest_skipped"].value is True
 
 
 def test_pruned_staging_is_a_clear_error(tmp_path):
