@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -31,14 +31,14 @@ from dagster import (
 
 from assets.ingestion.assets import INGESTION_ASSETS
 from assets.ingestion.changes import RETRY_BACKOFF
-from assets.screening.assets import SCREENING_ASSETS
 from assets.ingestion.documents import point_id
+from assets.screening.assets import SCREENING_ASSETS
 from pipelines.definitions import INGEST_JOB, build_definitions, build_resources
 from pipelines.instance import ensure_dagster_home
 from pipelines.settings import Settings
 from resources.ledger import Ledger
 from resources.staging import LocalStaging, Manifest
-from tests.corpus import markdown_doc, prose, write_corpus
+from tests.corpus import markdown_doc, prose
 from tests.test_pipeline import payloads
 
 RAGPIPE = str(Path(sys.executable).with_name("ragpipe"))
@@ -170,7 +170,8 @@ def test_vector_index_alone_applies_no_older_manifest(ingest, settings, corpus, 
 
 def test_pruned_staging_is_a_clear_error(tmp_path):
     staging = LocalStaging(root=str(tmp_path))
-    manifest = Manifest(stage="chunks", run_id="r-old", paths=[str(tmp_path / "r-old" / "chunks" / "batch-00000.jsonl")])
+    pruned = tmp_path / "r-old" / "chunks" / "batch-00000.jsonl"
+    manifest = Manifest(stage="chunks", run_id="r-old", paths=[str(pruned)])
     with pytest.raises(FileNotFoundError, match="chunks batches of run r-old are gone.*whole ingest job"):
         next(staging.read(manifest))
 
@@ -180,7 +181,8 @@ def ingest_job():
     return build_definitions(Settings.from_env()).resolve_job_def(INGEST_JOB)
 
 
-def test_failure_budget_counts_the_logical_run_and_known_bad_files_back_off(settings, monkeypatch, ingest):
+def test_failure_budget_counts_the_logical_run_and_known_bad_files_back_off(settings, monkeypatch, ingest,
+                                                                            index_state):
     import assets.ingestion.stages as stages
 
     real_parse, real_embed = stages.parse_document, stages.embed_stage
@@ -211,6 +213,8 @@ def test_failure_budget_counts_the_logical_run_and_known_bad_files_back_off(sett
                     and e.event_specific_data.check_name == "failure_budget"]
     assert not budget.passed and not retried.success  # 2 of 8 (the logical run's), not 0 of 0
     assert (budget.metadata["failed"].value, budget.metadata["attempted"].value) == (2, 8)
+    ids, expected, rows = index_state()  # the re-execution finished the logical run's work
+    assert ids == expected and sum(r.status == "indexed" for r in rows.values()) == 6
 
     unchanged = ingest()  # the 2 known-bad files wait for their backoff
     assert unchanged["success"], unchanged["errors"]
@@ -220,7 +224,7 @@ def test_failure_budget_counts_the_logical_run_and_known_bad_files_back_off(sett
     from resources.ledger import failures
 
     with ledger.engine().begin() as connection:  # the backoff passes
-        connection.execute(sa.update(failures).values(last_failed_at=failures.c.last_failed_at - RETRY_BACKOFF
+        connection.execute(sa.update(failures).values(last_failed_at=datetime.now(UTC) - RETRY_BACKOFF
                                                       - timedelta(seconds=1)))
     retry = ingest()
     assert (retry["documents"]["retry"], retry["documents"]["failed"]) == (2, 2)

@@ -8,8 +8,8 @@ and a line in the stage's report, never an exception that stops the run.
 from __future__ import annotations
 
 import base64
-from collections import Counter
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -44,7 +44,7 @@ from assets.screening.poisoning import SCREENING_VERSION
 from assets.screening.screen import Screener, ScreeningQuarantine
 from resources.ledger import LedgerRow, QuarantineDetail
 from resources.sources import UnlistedPart
-from resources.staging import BatchWriter, Manifest
+from resources.staging import BatchWriter
 from resources.vector_stores import Point
 
 LOOKUP_BATCH = 500
