@@ -126,11 +126,11 @@ def _stale(context: AssetExecutionContext, manifest: Manifest, ledger: Ledger) -
     """True when ``manifest`` comes from a scan older than the last completed index stage:
     applying it would undo newer work, so the stage does nothing and says so."""
     current = ledger.generation(manifest.extra["index_version"])
-    if manifest.extra["generation"] == current:
+    if manifest.extra.get("generation") == current:
         return False
     context.log.warning(
         f"{manifest.stage} of run {manifest.run_id} was scanned at index generation "
-        f"{manifest.extra['generation']}, the ledger is at {current}: nothing applied. "
+        f"{manifest.extra.get('generation')}, the ledger is at {current}: nothing applied. "
         "Run the whole ingest job to bring the index up to date."
     )
     return True
@@ -222,9 +222,10 @@ def chunks(context: AssetExecutionContext, screened_documents: Manifest, staging
     group_name=GROUP,
     kinds={"python", "pytorch"},
     description=(
-        "Embeds each chunk once: vectors already stored for the same content (a rerun after a "
-        "crash, or the same document at another source) are reused, the rest are computed by "
-        "the configured embedder."
+        "Embeds each distinct chunk text once: vectors already stored for the same content (the "
+        "same document at another source) or computed by a run that has not finished its index "
+        "stage (kept in the ledger's cache) are reused; the rest are computed by the configured "
+        "embedder."
     ),
 )
 def embeddings(context: AssetExecutionContext, chunks: Manifest, staging: LocalStaging, ledger: Ledger,
