@@ -93,7 +93,7 @@ def raw_documents(
     except ValueError as error:
         raise Failure(description=str(error)) from None
     version = stages.current_index_version(embedder, ingestion_settings, pii_config.fingerprint())
-    collection = stages.collection_name(ingestion_settings.collection, version)
+    collection = stages.collection_name(ingestion_settings.alias, version)
     rows = ledger.rows(version)
     if rows and not vector_store.collection_exists(collection):  # dropped by hand: rebuild it all
         ledger.record(version, [
