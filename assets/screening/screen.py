@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from assets.ingestion.documents import Block, DocumentRejected, ParsedDocument
+from assets.ingestion.documents import DocumentRejected, ParsedDocument
 from assets.screening.pii import PiiEngine
 from assets.screening.poisoning import Finding, scan_for_injection, score_of
 from resources.azure_ai import InjectionShield, PiiDetector
@@ -69,9 +69,9 @@ class Screener:
                 f"({sum(counts[e] for e in quarantined)} values)",
                 scanner="pii", rule_ids=[f"pii:{e}" for e in quarantined], score=None,
             )
-        blocks = [Block(text=r.text, section=b.section, page=b.page) for r, b in zip(results[1:], document.blocks)]
-        screened = ParsedDocument(**{**document.__dict__, "blocks": blocks, "title": results[0].text})
-        return screened, dict(counts)
+        # only the text changes: kind, section and page steer chunking (tables split by rows)
+        blocks = [replace(block, text=r.text) for r, block in zip(results[1:], document.blocks)]
+        return replace(document, blocks=blocks, title=results[0].text), dict(counts)
 
     def screen_chunks(self, doc_id: str, texts: Sequence[str]) -> None:
         """Rescan each chunk on its own (what retrieval will hand a model), with the rules
