@@ -85,6 +85,9 @@ class Block:
 
 @dataclass
 class ParsedDocument:
+    """A document as parsed. ``hidden_text`` holds the fragments a reader never sees (hidden
+    HTML, tiny or white PDF text) for the poisoning scan; screening consumes and drops them."""
+
     title: str
     content_type: str
     blocks: list[Block]
@@ -93,6 +96,7 @@ class ParsedDocument:
     language: str | None = None
     acl: list[str] = field(default_factory=list)
     near_duplicate_of: str | None = None
+    hidden_text: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

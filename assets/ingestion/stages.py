@@ -178,8 +178,9 @@ def _carry(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def clean_stage(records, writer: BatchWriter, settings, ocr, ledger, version: str) -> tuple[StageReport, list[LedgerRow]]:
-    """Parse each document in an isolated worker (see ``isolation``), then mark or skip it
-    if it nearly duplicates an indexed document (signatures are kept in the ledger)."""
+    """Parse each document and find its hidden text in an isolated worker (see ``isolation``),
+    then mark or skip it if it nearly duplicates an indexed document (signatures are kept in
+    the ledger)."""
     near_duplicates = None
     if settings.near_duplicates != "off":
         known = [StoredSignature(*row) for row in ledger.signatures(version)]
@@ -188,7 +189,10 @@ def clean_stage(records, writer: BatchWriter, settings, ocr, ledger, version: st
     marked = Counter()
 
     def parse_one(source: str, data: bytes) -> ParsedDocument:
-        return parse_document(source, data, limits=limits, ocr=ocr)
+        """Runs in the worker: the hidden-text scan parses the markup again (a second chance
+        for a hostile file to hang or crash), so it shares the parse's deadline."""
+        document = parse_document(source, data, limits=limits, ocr=ocr)
+        return replace(document, hidden_text=hidden_text(document.content_type, data))
 
     pending: dict[str, Any] = {}
     with IsolatedParser(parse_one, limits.timeout_s) as parser:
@@ -205,9 +209,7 @@ def clean_stage(records, writer: BatchWriter, settings, ocr, ledger, version: st
             if near_duplicates is not None:
                 near_duplicates.review(record["source"], record["doc_id"], document)
                 marked["near_duplicates_marked"] += document.near_duplicate_of is not None
-            # for the poisoning scan, by the type detected from the content
-            hidden = hidden_text(document.content_type, base64.b64decode(record["content_b64"]))
-            return [{**_carry(record), "document": document.to_dict(), "hidden_text": hidden}]
+            return [{**_carry(record), "document": document.to_dict()}]
 
         report, rejections = _map_documents(scheduled(records), writer, parse, preview=False)
     if near_duplicates is not None:
@@ -220,9 +222,7 @@ def screen_stage(records, writer: BatchWriter, screener: Screener) -> tuple[Stag
     pii_totals: Counter = Counter()
 
     def screen(record):
-        document, pii = screener.screen_document(
-            ParsedDocument.from_dict(record["document"]), record["doc_id"], record.get("hidden_text", ())
-        )
+        document, pii = screener.screen_document(ParsedDocument.from_dict(record["document"]), record["doc_id"])
         pii_totals.update(pii)
         return [{**_carry(record), "document": document.to_dict(), "pii_entities": pii}]
 
