@@ -8,6 +8,7 @@ which may be an older, good version when the latest one was quarantined or faile
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from pydantic import PrivateAttr
 
 # ``released``: quarantined content an operator allowed in; the next run indexes it.
 STATUSES = ("indexed", "quarantined", "failed", "deleted", "released")
+ROWS_PER_FETCH = 1000  # rows a streamed query holds in memory at a time
 
 _metadata = sa.MetaData()
 documents = sa.Table(
@@ -134,8 +136,9 @@ class Ledger(ConfigurableResource):
                 for row in connection.execute(query)
             }
 
-    def signatures(self, index_version: str) -> list[tuple[str, str, bytes]]:
-        """(source, doc_id, hashvalues) of the signatures whose content is what the index holds."""
+    def signatures(self, index_version: str) -> Iterator[tuple[str, str, bytes]]:
+        """(source, doc_id, hashvalues) of the signatures whose content is what the index holds,
+        streamed (a server-side cursor on Postgres) so the caller's index is the only copy."""
         query = sa.select(signatures.c.source, signatures.c.doc_id, signatures.c.hashvalues).join(
             documents,
             (documents.c.index_version == signatures.c.index_version)
@@ -143,7 +146,8 @@ class Ledger(ConfigurableResource):
             & (documents.c.indexed_doc_id == signatures.c.doc_id),
         ).where(signatures.c.index_version == index_version)
         with self.engine().connect() as connection:
-            return [tuple(row) for row in connection.execute(query)]
+            for row in connection.execution_options(yield_per=ROWS_PER_FETCH).execute(query):
+                yield tuple(row)
 
     def save_signatures(self, index_version: str, rows: list[tuple[str, str, bytes]]) -> None:
         """Insert or replace each source's signature."""

@@ -183,7 +183,7 @@ def clean_stage(records, writer: BatchWriter, settings, ocr, ledger, version: st
     the ledger)."""
     near_duplicates = None
     if settings.near_duplicates != "off":
-        known = [StoredSignature(*row) for row in ledger.signatures(version)]
+        known = (StoredSignature(*row) for row in ledger.signatures(version))
         near_duplicates = NearDuplicateIndex(settings.near_duplicates, settings.near_duplicate_threshold, known)
     limits = ParseLimits(max_pages=settings.max_pages, timeout_s=settings.parse_timeout_s)
     marked = Counter()
