@@ -122,7 +122,7 @@ def test_a_hidden_text_scan_that_hangs_or_crashes_costs_one_document(tmp_path, m
     import signal
     import time
 
-    import assets.ingestion.stages as stages
+    from assets.ingestion import stages
     from pipelines.cli import run_ingest
     from pipelines.settings import Settings
     from resources.ledger import Ledger
