@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
+
+from core.types import LedgerRow, QuarantineEntry
 
 # ``released``: quarantined content an operator allowed in; the next run indexes it.
 STATUSES = ("indexed", "quarantined", "failed", "deleted", "released")
@@ -66,42 +67,6 @@ signatures = sa.Table(
     sa.Column("doc_id", sa.String(64), nullable=False),
     sa.Column("hashvalues", sa.LargeBinary, nullable=False),
 )
-
-
-@dataclass(frozen=True)
-class QuarantineDetail:
-    scanner: str
-    rule_ids: tuple[str, ...] = ()
-    score: float | None = None
-
-
-@dataclass(frozen=True)
-class QuarantineEntry:
-    """A quarantined document as the ``quarantine`` asset lists it."""
-
-    source: str
-    doc_id: str | None
-    version: str | None
-    reason: str
-    scanner: str
-    rule_ids: tuple[str, ...]
-    score: float | None
-    quarantined_at: datetime
-    run_id: str | None
-
-
-@dataclass
-class LedgerRow:
-    source: str
-    status: str
-    doc_id: str | None = None
-    version: str | None = None
-    reason: str | None = None
-    indexed_doc_id: str | None = None
-    chunk_count: int = 0
-    run_id: str | None = None
-    updated_at: datetime | None = field(default=None, compare=False)
-    detail: QuarantineDetail | None = field(default=None, compare=False)
 
 
 class Ledger(ConfigurableResource):

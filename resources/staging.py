@@ -5,22 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableResource
 
-
-@dataclass
-class Manifest:
-    """What a stage produced: its batch files and record count (plus stage-specific facts)."""
-
-    stage: str
-    run_id: str
-    paths: list[str] = field(default_factory=list)
-    count: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+from core.types import Manifest
 
 
 class BatchWriter:

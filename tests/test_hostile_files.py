@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from assets.ingestion.limits import ParseLimits
-from assets.ingestion.documents import DocumentRejected
 from assets.ingestion.isolation import IsolatedParser
+from assets.ingestion.limits import ParseLimits
 from assets.ingestion.parsing import parse_document
+from core.types import DocumentRejected
 from tests import format_fixtures as fx
 
 HOSTILE = fx.hostile()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from assets.ingestion.changes import classify, deleted_sources, expected_point_count
-from assets.ingestion.documents import index_version, point_id
 import pytest
 
-from resources.ledger import Ledger, LedgerRow
+from assets.ingestion.changes import classify, deleted_sources, expected_point_count
+from assets.ingestion.documents import index_version, point_id
+from core.types import LedgerRow
+from resources.ledger import Ledger
 
 
 def row(status="indexed", doc_id="a", **fields):

@@ -7,11 +7,15 @@ from dataclasses import replace
 
 import pytest
 
-from assets.ingestion.documents import Block, ParsedDocument
 from assets.screening.hidden_text import hidden_text
-from assets.screening.pii import CustomRecognizer, PiiConfig, PiiEngine, redact_pii, redacted_preview
-from assets.screening.poisoning import normalize_obfuscation, scan_for_injection, score_of
+from assets.screening.pii import PiiEngine, redact_pii, redacted_preview
+from assets.screening.poisoning import (
+    normalize_obfuscation,
+    scan_for_injection,
+    score_of,
+)
 from assets.screening.screen import Screener, ScreeningQuarantine
+from core.types import Block, CustomRecognizer, ParsedDocument, PiiConfig
 
 SALT = "s3cret-salt-for-tests-0123456789"
 TEXT = "Mail jane.roe@contoso.com, card 4111 1111 1111 1111, SSN 536-22-8754, staff id EMP-204518."

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from assets.ingestion.chunking import chunk_document, make_splitter
-from assets.ingestion.documents import Block, ParsedDocument
-from assets.ingestion.tables import markdown_table, split_table
+from core.tables import markdown_table, split_table
+from core.types import Block, ParsedDocument
 from resources.embedders import SentenceTransformerEmbedder
 
 HEADER = "| Region | Depot | Manager | Phone extension | Notes |\n| --- | --- | --- | --- | --- |"

@@ -14,7 +14,7 @@ from dataclasses import InitVar, dataclass, field
 
 import numpy as np
 
-from assets.ingestion.documents import ParsedDocument, quarantine
+from core.types import ParsedDocument, quarantine
 
 NUM_PERM = 128
 # Stored signatures are only comparable within one scheme, so it is named, never defaulted.

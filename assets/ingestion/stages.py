@@ -17,10 +17,7 @@ from assets.ingestion.changes import classify, deleted_sources
 from assets.ingestion.chunking import chunk_document, make_splitter
 from assets.ingestion.documents import (
     CLEANING_VERSION,
-    DocumentRejected,
-    ParsedDocument,
     doc_id_of,
-    failure_reason,
     index_version,
     point_id,
 )
@@ -32,9 +29,15 @@ from assets.screening.hidden_text import hidden_text
 from assets.screening.pii import redact_pii, redacted_preview
 from assets.screening.poisoning import SCREENING_VERSION
 from assets.screening.screen import Screener, ScreeningQuarantine
-from resources.ledger import LedgerRow, QuarantineDetail
-from resources.staging import BatchWriter, Manifest
-from resources.vector_stores import Point
+from core.types import (
+    DocumentRejected,
+    LedgerRow,
+    ParsedDocument,
+    Point,
+    QuarantineDetail,
+    failure_reason,
+)
+from resources.staging import BatchWriter
 
 
 def current_index_version(embedder, settings, pii_policy: dict) -> str:

@@ -9,9 +9,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from assets.ingestion.documents import DocumentRejected, ParsedDocument
 from assets.screening.pii import PiiEngine
 from assets.screening.poisoning import Finding, scan_for_injection, score_of
+from core.types import DocumentRejected, ParsedDocument
 from resources.azure_ai import InjectionShield, PiiDetector
 
 MAX_DESCRIBED_FINDINGS = 5
