@@ -8,7 +8,7 @@ which may be an older, good version when the latest one was quarantined or faile
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,8 +16,11 @@ import sqlalchemy as sa
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
+from core.types import LedgerRow, QuarantineEntry
+
 # ``released``: quarantined content an operator allowed in; the next run indexes it.
 STATUSES = ("indexed", "quarantined", "failed", "deleted", "released")
+ROWS_PER_FETCH = 1000  # rows a streamed query holds in memory at a time
 
 _metadata = sa.MetaData()
 documents = sa.Table(
@@ -66,42 +69,6 @@ signatures = sa.Table(
 )
 
 
-@dataclass(frozen=True)
-class QuarantineDetail:
-    scanner: str
-    rule_ids: tuple[str, ...] = ()
-    score: float | None = None
-
-
-@dataclass(frozen=True)
-class QuarantineEntry:
-    """A quarantined document as the ``quarantine`` asset lists it."""
-
-    source: str
-    doc_id: str | None
-    version: str | None
-    reason: str
-    scanner: str
-    rule_ids: tuple[str, ...]
-    score: float | None
-    quarantined_at: datetime
-    run_id: str | None
-
-
-@dataclass
-class LedgerRow:
-    source: str
-    status: str
-    doc_id: str | None = None
-    version: str | None = None
-    reason: str | None = None
-    indexed_doc_id: str | None = None
-    chunk_count: int = 0
-    run_id: str | None = None
-    updated_at: datetime | None = field(default=None, compare=False)
-    detail: QuarantineDetail | None = field(default=None, compare=False)
-
-
 class Ledger(ConfigurableResource):
     """SQLAlchemy-backed ledger: a SQLite file by default, a Postgres URL in production."""
 
@@ -134,8 +101,9 @@ class Ledger(ConfigurableResource):
                 for row in connection.execute(query)
             }
 
-    def signatures(self, index_version: str) -> list[tuple[str, str, bytes]]:
-        """(source, doc_id, hashvalues) of the signatures whose content is what the index holds."""
+    def signatures(self, index_version: str) -> Iterator[tuple[str, str, bytes]]:
+        """(source, doc_id, hashvalues) of the signatures whose content is what the index holds,
+        streamed (a server-side cursor on Postgres) so the caller's index is the only copy."""
         query = sa.select(signatures.c.source, signatures.c.doc_id, signatures.c.hashvalues).join(
             documents,
             (documents.c.index_version == signatures.c.index_version)
@@ -143,7 +111,8 @@ class Ledger(ConfigurableResource):
             & (documents.c.indexed_doc_id == signatures.c.doc_id),
         ).where(signatures.c.index_version == index_version)
         with self.engine().connect() as connection:
-            return [tuple(row) for row in connection.execute(query)]
+            for row in connection.execution_options(yield_per=ROWS_PER_FETCH).execute(query):
+                yield tuple(row)
 
     def save_signatures(self, index_version: str, rows: list[tuple[str, str, bytes]]) -> None:
         """Insert or replace each source's signature."""
