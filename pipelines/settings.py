@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -42,6 +43,7 @@ _ENV = {
     "composite_threshold": "RAGPIPE_COMPOSITE_THRESHOLD",
     "max_recall_drop": "RAGPIPE_MAX_RECALL_DROP",
     "min_retrieval_recall": "RAGPIPE_MIN_RETRIEVAL_RECALL",
+    "min_scored_share": "RAGPIPE_MIN_SCORED_SHARE",
     "require_generation": "RAGPIPE_REQUIRE_GENERATION",
     "keep_versions": "RAGPIPE_KEEP_VERSIONS",
     "generator_kind": "RAGPIPE_GENERATOR_KIND",
@@ -88,6 +90,7 @@ class Settings:
     composite_threshold: float = _default(EvaluationSettings, "composite_threshold")
     max_recall_drop: float = _default(EvaluationSettings, "max_recall_drop")
     min_retrieval_recall: float = _default(EvaluationSettings, "min_retrieval_recall")
+    min_scored_share: float = _default(EvaluationSettings, "min_scored_share")
     require_generation: bool = _default(EvaluationSettings, "require_generation")
     keep_versions: int = _default(EvaluationSettings, "keep_versions")
     generator_kind: str = "openai"  # or "azure" (then url is the endpoint, model the deployment)
@@ -141,6 +144,15 @@ class Settings:
     def golden_set_path(self) -> Path:
         named = GOLDEN_SETS / self.golden_set
         return named if named.is_dir() else Path(self.golden_set).expanduser().resolve()
+
+    @property
+    def golden_namespace(self) -> str:
+        """The golden set's own namespace: its collections, alias, ledger scope and staging."""
+        return "eval-" + re.sub(r"[^A-Za-z0-9_-]+", "-", self.golden_set_path.name)
+
+    def namespace_path(self, namespace: str) -> Path:
+        """Where a namespace keeps its staged batches and Dagster step outputs."""
+        return self.data_path / "namespaces" / namespace
 
     @property
     def evaluations_path(self) -> Path:

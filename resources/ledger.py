@@ -10,7 +10,6 @@ from __future__ import annotations
 from array import array
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,8 +17,12 @@ import sqlalchemy as sa
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
+from core.types import FailureRecord, LedgerRow, QuarantineEntry
+
 # ``released``: quarantined content an operator allowed in; the next run indexes it.
 STATUSES = ("indexed", "quarantined", "failed", "deleted", "released")
+ROWS_PER_FETCH = 1000  # rows a streamed query holds in memory at a time
+KEYS_PER_QUERY = 500  # keys in one IN (...) lookup
 
 _metadata = sa.MetaData()
 documents = sa.Table(
@@ -96,53 +99,6 @@ generations = sa.Table(
     sa.Column("index_version", sa.String(64), primary_key=True),
     sa.Column("generation", sa.Integer, nullable=False),
 )
-_LOOKUP_BATCH = 500
-
-
-@dataclass(frozen=True)
-class FailureRecord:
-    """How often a source's content ``doc_id`` failed, and when last."""
-
-    doc_id: str | None
-    attempts: int
-    first_run_id: str
-    last_failed_at: datetime
-
-
-@dataclass(frozen=True)
-class QuarantineDetail:
-    scanner: str
-    rule_ids: tuple[str, ...] = ()
-    score: float | None = None
-
-
-@dataclass(frozen=True)
-class QuarantineEntry:
-    """A quarantined document as the ``quarantine`` asset lists it."""
-
-    source: str
-    doc_id: str | None
-    version: str | None
-    reason: str
-    scanner: str
-    rule_ids: tuple[str, ...]
-    score: float | None
-    quarantined_at: datetime
-    run_id: str | None
-
-
-@dataclass
-class LedgerRow:
-    source: str
-    status: str
-    doc_id: str | None = None
-    version: str | None = None
-    reason: str | None = None
-    indexed_doc_id: str | None = None
-    chunk_count: int = 0
-    run_id: str | None = None
-    updated_at: datetime | None = field(default=None, compare=False)
-    detail: QuarantineDetail | None = field(default=None, compare=False)
 
 
 class Ledger(ConfigurableResource):
@@ -166,16 +122,16 @@ class Ledger(ConfigurableResource):
         """Every row of a version, streamed from the database (bounded memory)."""
         query = sa.select(documents).where(documents.c.index_version == index_version)
         with self.engine().connect() as connection:
-            for row in connection.execution_options(yield_per=_LOOKUP_BATCH).execute(query):
+            for row in connection.execution_options(yield_per=ROWS_PER_FETCH).execute(query):
                 yield _ledger_row(row)
 
     def rows_for(self, index_version: str, sources: list[str]) -> dict[str, LedgerRow]:
         """The rows of the given sources (absent sources are left out)."""
         found: dict[str, LedgerRow] = {}
         with self.engine().connect() as connection:
-            for start in range(0, len(sources), _LOOKUP_BATCH):
+            for start in range(0, len(sources), KEYS_PER_QUERY):
                 query = sa.select(documents).where(documents.c.index_version == index_version,
-                                                   documents.c.source.in_(sources[start:start + _LOOKUP_BATCH]))
+                                                   documents.c.source.in_(sources[start:start + KEYS_PER_QUERY]))
                 found.update((row.source, _ledger_row(row)) for row in connection.execute(query))
         return found
 
@@ -183,9 +139,9 @@ class Ledger(ConfigurableResource):
         """The failed attempts of the given sources' latest content."""
         found: dict[str, FailureRecord] = {}
         with self.engine().connect() as connection:
-            for start in range(0, len(sources), _LOOKUP_BATCH):
+            for start in range(0, len(sources), KEYS_PER_QUERY):
                 query = sa.select(failures).where(failures.c.index_version == index_version,
-                                                  failures.c.source.in_(sources[start:start + _LOOKUP_BATCH]))
+                                                  failures.c.source.in_(sources[start:start + KEYS_PER_QUERY]))
                 found.update(
                     (row.source, FailureRecord(row.doc_id, row.attempts, row.first_run_id,
                                                _aware(row.last_failed_at)))
@@ -218,10 +174,10 @@ class Ledger(ConfigurableResource):
         """Vectors computed earlier for these chunk texts in this collection."""
         found: dict[str, list[float]] = {}
         with self.engine().connect() as connection:
-            for start in range(0, len(text_hashes), _LOOKUP_BATCH):
+            for start in range(0, len(text_hashes), KEYS_PER_QUERY):
                 query = sa.select(embedding_cache.c.text_sha256, embedding_cache.c.vector).where(
                     embedding_cache.c.collection == collection,
-                    embedding_cache.c.text_sha256.in_(text_hashes[start:start + _LOOKUP_BATCH]))
+                    embedding_cache.c.text_sha256.in_(text_hashes[start:start + KEYS_PER_QUERY]))
                 found.update((key, array("f", blob).tolist()) for key, blob in connection.execute(query))
         return found
 
@@ -241,8 +197,9 @@ class Ledger(ConfigurableResource):
         with self.engine().begin() as connection:
             connection.execute(sa.delete(embedding_cache).where(embedding_cache.c.collection == collection))
 
-    def signatures(self, index_version: str) -> list[tuple[str, str, bytes]]:
-        """(source, doc_id, hashvalues) of the signatures whose content is what the index holds."""
+    def signatures(self, index_version: str) -> Iterator[tuple[str, str, bytes]]:
+        """(source, doc_id, hashvalues) of the signatures whose content is what the index holds,
+        streamed (a server-side cursor on Postgres) so the caller's index is the only copy."""
         query = sa.select(signatures.c.source, signatures.c.doc_id, signatures.c.hashvalues).join(
             documents,
             (documents.c.index_version == signatures.c.index_version)
@@ -250,7 +207,8 @@ class Ledger(ConfigurableResource):
             & (documents.c.indexed_doc_id == signatures.c.doc_id),
         ).where(signatures.c.index_version == index_version)
         with self.engine().connect() as connection:
-            return [tuple(row) for row in connection.execute(query)]
+            for row in connection.execution_options(yield_per=ROWS_PER_FETCH).execute(query):
+                yield tuple(row)
 
     def save_signatures(self, index_version: str, rows: list[tuple[str, str, bytes]]) -> None:
         """Insert or replace each source's signature."""
@@ -322,9 +280,9 @@ class Ledger(ConfigurableResource):
     def _record_failures(self, connection, index_version: str, rows: list[LedgerRow], now: datetime) -> None:
         """Count failed attempts per content (once per logical run); success clears them."""
         done = [row.source for row in rows if row.status in ("indexed", "deleted")]
-        for start in range(0, len(done), _LOOKUP_BATCH):
+        for start in range(0, len(done), KEYS_PER_QUERY):
             connection.execute(sa.delete(failures).where(
-                failures.c.index_version == index_version, failures.c.source.in_(done[start:start + _LOOKUP_BATCH])))
+                failures.c.index_version == index_version, failures.c.source.in_(done[start:start + KEYS_PER_QUERY])))
         failed = [
             {"index_version": index_version, "source": row.source, "doc_id": row.doc_id, "attempts": 1,
              "first_run_id": row.run_id or "", "last_run_id": row.run_id or "", "last_failed_at": now}

@@ -5,32 +5,15 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 from dagster import ConfigurableResource
 
+from core.types import SourceItem, UnlistedPart
+
 _HASH_BLOCK = 1 << 20
-
-
-@dataclass(frozen=True)
-class SourceItem:
-    """One document as the source lists it: stable URI, version marker and size."""
-
-    uri: str
-    version: str
-    size: int
-
-
-@dataclass(frozen=True)
-class UnlistedPart:
-    """A part of the source that could not be listed (an unreadable folder, a failed page of
-    a listing): every source under ``prefix`` is unknown, never deleted."""
-
-    prefix: str
-    reason: str
 
 
 class DocumentSource(Protocol):

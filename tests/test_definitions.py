@@ -29,6 +29,19 @@ def test_ingestion_assets_are_a_chain_with_descriptions_and_kinds():
     assert defs.resolve_job_def("ingest") is not None
 
 
+def test_the_golden_set_job_runs_in_the_golden_sets_namespace_and_production_in_none():
+    """What the UI launches: each job's default run config."""
+    from pipelines.definitions import GOLDEN_SET_JOB, PRODUCTION_JOB, defs
+    from pipelines.settings import GOLDEN_SETS
+
+    resources = defs.resolve_job_def(GOLDEN_SET_JOB).run_config["resources"]
+    assert resources["ingestion_settings"]["config"]["namespace"] == "eval-sample"
+    assert resources["source"]["config"]["root"] == str(GOLDEN_SETS / "sample" / "corpus")
+    assert resources["staging"]["config"]["root"].endswith("/namespaces/eval-sample/staging")
+    assert resources["io_manager"]["config"]["base_dir"].endswith("/namespaces/eval-sample/storage")
+    assert not defs.resolve_job_def(PRODUCTION_JOB).run_config
+
+
 def test_code_location_loads_from_pyproject():
     """`dagster definitions validate` reads [tool.dagster] from pyproject.toml, as `dagster dev` does."""
     dagster = Path(sys.executable).with_name("dagster")

@@ -15,8 +15,8 @@ from assets.ingestion.changes import (
     plan_repair,
 )
 from assets.ingestion.documents import index_version, point_id
-from resources.ledger import FailureRecord, Ledger, LedgerRow
-from resources.sources import UnlistedPart
+from core.types import FailureRecord, LedgerRow, UnlistedPart
+from resources.ledger import Ledger
 
 
 def row(status="indexed", doc_id="a", source="s", **fields):
@@ -125,3 +125,25 @@ def test_ledger_streams_rows_and_looks_them_up_in_batches(ledger):
     assert sum(1 for _ in ledger.iter_rows("v1")) == 1200
     wanted = [f"s{i:04d}" for i in range(0, 1200, 2)] + ["absent"]
     assert sorted(ledger.rows_for("v1", wanted)) == wanted[:-1]
+
+
+def test_signatures_stream_only_those_of_indexed_content(ledger, monkeypatch):
+    """Fetched two rows at a time (a named, server-side cursor on Postgres), so the
+    near-duplicate index, not a list of every signature, holds them in memory."""
+    import sqlalchemy as sa
+
+    import resources.ledger as ledger_module
+
+    monkeypatch.setattr(ledger_module, "ROWS_PER_FETCH", 2)
+    indexed = [(f"s{i}", f"d{i}", bytes([i]) * 512) for i in range(5)]
+    ledger.record("v1", [LedgerRow(s, "indexed", d, indexed_doc_id=d, chunk_count=1) for s, d, _ in indexed]
+                  + [LedgerRow("s5", "failed", "d5-new", indexed_doc_id="d5", chunk_count=1)])
+    ledger.save_signatures("v1", [*indexed, ("s5", "d5-new", b"\x05" * 512)])  # not what s5 has indexed
+    cursors = []
+    sa.event.listen(ledger.engine(), "after_cursor_execute", lambda _c, cursor, *_: cursors.append(cursor))
+
+    streamed = ledger.signatures("v1")
+    assert not cursors  # nothing is read before the caller asks
+    assert sorted((s, d, bytes(v)) for s, d, v in streamed) == indexed
+    if ledger.engine().dialect.name == "postgresql":
+        assert cursors[0].name  # psycopg2 names its server-side cursors

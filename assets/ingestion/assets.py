@@ -21,14 +21,15 @@ from dagster import (
 from assets.ingestion import stages
 from assets.ingestion.changes import CHANGE_CLASSES, PROCESSED_CLASSES, expected_point_count
 from assets.screening.assets import build_screener
+from core.types import LedgerRow, Manifest
 from resources.azure_ai import InjectionShield, PiiDetector
 from resources.embedders import Embedder
-from resources.ledger import Ledger, LedgerRow
+from resources.ledger import Ledger
 from resources.ocr import OcrEngine
 from resources.screening import ScreeningSettings
 from resources.settings import IngestionSettings
 from resources.sources import DocumentSource
-from resources.staging import LocalStaging, Manifest
+from resources.staging import LocalStaging
 from resources.vector_stores import VectorStore
 
 GROUP = "ingestion"
@@ -97,7 +98,7 @@ def raw_documents(
     except ValueError as error:
         raise Failure(description=str(error)) from None
     version = stages.current_index_version(embedder, ingestion_settings, pii_config.fingerprint())
-    collection = stages.collection_name(ingestion_settings.collection, version)
+    collection = stages.collection_name(ingestion_settings.alias, version)
     run_id = stages.logical_run_id(context)
     repair = stages.repair_index(vector_store, ledger, collection, version, run_id)
     staging.prune(context.run_id)

@@ -25,8 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from resources.ledger import FailureRecord, LedgerRow
-from resources.sources import UnlistedPart
+from core.types import FailureRecord, LedgerRow, UnlistedPart
 
 CHANGE_CLASSES = ("new", "changed", "unchanged", "repair", "retry", "deferred", "deleted", "unknown")
 PROCESSED_CLASSES = ("new", "changed", "repair", "retry")
