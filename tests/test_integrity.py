@@ -78,8 +78,8 @@ def test_rerun_after_a_sigkill_repairs_every_drift_and_embeds_only_what_was_not(
     recorded = reverted.read_bytes()
     reverted.write_text(markdown_doc(1) + "\n## Later\n\n" + prose(901, 10) + "\n", encoding="utf-8")
     (corpus / "bulk").mkdir()
-    for number in range(40):  # enough upserts for the kill to land in the middle of them
-        (corpus / "bulk" / f"note-{number}.txt").write_text(prose(1000 + number, 12), encoding="utf-8")
+    for number in range(24):  # enough upserts for the kill to land in the middle of them
+        (corpus / "bulk" / f"note-{number}.txt").write_text(prose(1000 + number, 8), encoding="utf-8")
 
     run = ragpipe_ingest(small)
     while stored_point_count(small, collection) <= seeded["points"]:
@@ -114,7 +114,7 @@ def test_rerun_after_a_sigkill_repairs_every_drift_and_embeds_only_what_was_not(
                     for line in batch.read_text(encoding="utf-8").splitlines()}
     edited_texts = {p["text"] for p in payloads(small, collection).values() if p["source"] == edited.resolve().as_uri()}
     assert rerun["embedded"] == len(edited_texts - killed_texts) > 0
-    assert len(killed_texts) > 100
+    assert len(killed_texts) > 64  # more than one batch
     assert ingest(small)["upserted"] == 0
 
 

@@ -50,7 +50,7 @@ from core.types import (
 )
 from resources.staging import BatchWriter
 
-LOOKUP_BATCH = 500
+SCAN_BATCH = 500  # listed items whose ledger rows are looked up in one go
 
 
 def current_index_version(embedder, settings, pii_policy: dict) -> str:
@@ -144,7 +144,7 @@ def scan_source(source, ledger, version: str, max_bytes: int, writer: BatchWrite
     """Hash every listed document, classify it, and stage the bytes of those to process.
     Ledger rows are looked up batch by batch as the listing streams."""
     report, rejections, listed, unlisted = StageReport(), [], set(), []
-    for batch in _batched(source.list_items(), LOOKUP_BATCH):
+    for batch in _batched(source.list_items(), SCAN_BATCH):
         unlisted += [item for item in batch if isinstance(item, UnlistedPart)]
         items = [item for item in batch if not isinstance(item, UnlistedPart)]
         uris = [item.uri for item in items]
