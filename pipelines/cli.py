@@ -110,7 +110,7 @@ def _execute(settings: Settings, job: str, resource_overrides: dict | None, log_
     definitions = build_definitions(settings, resource_overrides)
     resources = definitions.resources
     embedder = resources["embedder"]
-    resources["ingestion_settings"].validate_against(embedder.max_input_tokens(), embedder.model_name)
+    resources["ingestion_settings"].validate_against(embedder.max_input_tokens(), embedder.name())
     ensure_dagster_home(settings.dagster_home)
     started = time.monotonic()
     with DagsterInstance.get() as instance:

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dagster import ConfigurableResource
 
 
+class SettingsError(ValueError):
+    """A setting that cannot work, named with its variable or path: the CLI exits 2 on it."""
+
+
 class IngestionSettings(ConfigurableResource):
     """Knobs that shape the index; those that change vectors feed the index version."""
 

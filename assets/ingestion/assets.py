@@ -88,7 +88,7 @@ def raw_documents(
     started = time.monotonic()
     pii_config = screening_settings.pii_config()
     try:
-        ingestion_settings.validate_against(embedder.max_input_tokens(), embedder.identity()["model"])
+        ingestion_settings.validate_against(embedder.max_input_tokens(), embedder.name())
         pii_config.validate(screening_settings.pii_hash_salt)
     except ValueError as error:
         raise Failure(description=str(error)) from None
@@ -208,7 +208,7 @@ def embeddings(context: AssetExecutionContext, chunks: Manifest, staging: LocalS
     )
     writer.manifest.extra.update(chunks.extra)
     output = _finish(context, writer.manifest, report, started)
-    output.metadata["embedder"] = MetadataValue.json(embedder.identity())
+    output.metadata["embedder"] = MetadataValue.json(embedder.description())
     return output
 
 
