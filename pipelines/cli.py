@@ -13,12 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pipelines.instance import ensure_dagster_home
+from pipelines.instance import ensure_dagster_home, ensure_data_dir
 from pipelines.settings import Settings
+from resources.settings import SettingsError
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(
+    """The environment's settings with the command's flags; SettingsError if one cannot work."""
+    settings = Settings.from_env(
         data_dir=args.data_dir,
         source_dir=getattr(args, "source", None),
         chunk_size_tokens=getattr(args, "chunk_size", None),
@@ -26,6 +28,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         golden_set=getattr(args, "golden_set", None),
         retriever=getattr(args, "retriever", None),
     )
+    ensure_data_dir(settings.data_path)
+    return settings
 
 
 def _metadata_values(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -362,7 +366,11 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--data-dir", type=Path, help="where state lives (default: .rag_data)")
         sub.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -37,6 +37,13 @@ from resources.screening import HASH_SALT_ENV, ScreeningSettings, load_screening
 
 INGEST_JOB = "ingest"
 EVAL_JOB = "evaluate"
+QDRANT_API_KEY_ENV = "RAGPIPE_QDRANT_API_KEY"
+
+
+def _optional_secret(variable: str) -> EnvVar | None:
+    """Read a key through EnvVar (never into run config) when it is set; a keyless server
+    is then configured without one instead of failing on the missing variable."""
+    return EnvVar(variable) if os.environ.get(variable) else None
 
 
 def build_llm(kind: str, url: str, model: str, role: str, api_version: str):
@@ -47,8 +54,6 @@ def build_llm(kind: str, url: str, model: str, role: str, api_version: str):
     key = f"RAGPIPE_{role.upper()}_API_KEY"
     if kind == "azure":
         return AzureOpenAILLM(endpoint=url, deployment=model, api_key=EnvVar(key), api_version=api_version)
-    if kind != "openai":
-        raise ValueError(f"RAGPIPE_{role.upper()}_KIND must be 'openai' or 'azure', not {kind!r}")
     if os.environ.get(key):
         return OpenAICompatibleLLM(base_url=url, model=model, api_key=EnvVar(key))
     return OpenAICompatibleLLM(base_url=url, model=model)
@@ -56,7 +61,7 @@ def build_llm(kind: str, url: str, model: str, role: str, api_version: str):
 
 def build_resources(settings: Settings) -> dict:
     qdrant = (
-        QdrantVectorStore(url=settings.qdrant_url, api_key=EnvVar("RAGPIPE_QDRANT_API_KEY"))
+        QdrantVectorStore(url=settings.qdrant_url, api_key=_optional_secret(QDRANT_API_KEY_ENV))
         if settings.qdrant_url
         else QdrantVectorStore(path=str(settings.qdrant_path))
     )
@@ -66,18 +71,7 @@ def build_resources(settings: Settings) -> dict:
         "vector_store": qdrant,
         "ledger": Ledger(url=settings.ledger),
         "staging": LocalStaging(root=str(settings.staging_path)),
-        "ingestion_settings": IngestionSettings(
-            collection=settings.collection,
-            chunk_size_tokens=settings.chunk_size_tokens,
-            chunk_overlap_tokens=settings.chunk_overlap_tokens,
-            max_document_bytes=settings.max_document_bytes,
-            failure_budget=settings.failure_budget,
-            allow_empty_source=settings.allow_empty_source,
-            parse_timeout_s=settings.parse_timeout_s,
-            max_pages=settings.max_pages,
-            near_duplicates=settings.near_duplicates,
-            poisoning_threshold=settings.poisoning_threshold,
-        ),
+        "ingestion_settings": IngestionSettings(**settings.values_for(IngestionSettings)),
         "screening_settings": build_screening_settings(settings),
         "pii_detector": AzureLanguagePiiDetector(
             endpoint=settings.azure_language_endpoint,
@@ -92,17 +86,8 @@ def build_resources(settings: Settings) -> dict:
             if settings.azure_di_endpoint
             else TesseractOcr()
         ),
-        "evaluation_settings": EvaluationSettings(
-            golden_set_dir=str(settings.golden_set_path),
-            retriever=settings.retriever,
-            top_k=settings.top_k,
-            faithfulness_threshold=settings.faithfulness_threshold,
-            composite_threshold=settings.composite_threshold,
-            max_recall_drop=settings.max_recall_drop,
-            min_retrieval_recall=settings.min_retrieval_recall,
-            require_generation=settings.require_generation,
-            keep_versions=settings.keep_versions,
-        ),
+        "evaluation_settings": EvaluationSettings(golden_set_dir=str(settings.golden_set_path),
+                                                  **settings.values_for(EvaluationSettings)),
         "evaluation_store": EvaluationStore(root=str(settings.evaluations_path)),
         "generator": build_llm(settings.generator_kind, settings.generator_url, settings.generator_model,
                                "generator", settings.azure_openai_api_version),
@@ -115,9 +100,9 @@ def build_resources(settings: Settings) -> dict:
 def build_screening_settings(settings: Settings) -> ScreeningSettings:
     """The screening file's policy plus env overrides; secrets stay behind EnvVar."""
     fields = load_screening_file(settings.screening_config) if settings.screening_config else {}
-    if settings.spacy_model_path:
-        fields["spacy_model_path"] = settings.spacy_model_path
-    fields["quarantine_rate_warn"] = settings.quarantine_rate_warn
+    defaults = ScreeningSettings.model_fields
+    fields.update({name: value for name, value in settings.values_for(ScreeningSettings).items()
+                   if value != defaults[name].default})
     salt = EnvVar(HASH_SALT_ENV) if os.environ.get(HASH_SALT_ENV) else ""
     return ScreeningSettings(**fields, pii_hash_salt=salt)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from resources.settings import SettingsError
+
 # Telemetry off (air-gapped) and no first-visit pop-up in the UI.
 DAGSTER_YAML = """\
 telemetry:
@@ -22,3 +24,15 @@ def ensure_dagster_home(home: Path) -> Path:
         config.write_text(DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def ensure_data_dir(path: Path) -> Path:
+    """Create the data directory, or name the path that cannot be used (a settings error)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SettingsError(f"data directory {path} (RAGPIPE_DATA_DIR or --data-dir) cannot be created: "
+                            f"{error.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise SettingsError(f"data directory {path} (RAGPIPE_DATA_DIR or --data-dir) is not writable")
+    return path

@@ -23,6 +23,8 @@ class IngestionSettings(ConfigurableResource):
     max_pages: int = 2000
     near_duplicates: str = "mark"
     near_duplicate_threshold: float = 0.9
+    # How long a run waits for another run writing the same collection before it gives up.
+    writer_wait_s: float = 10.0
 
     def validate_against(self, max_input_tokens: int, model_name: str) -> None:
         """Reject settings the embedder cannot honour, before any work starts."""
