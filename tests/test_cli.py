@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 BIN = Path(__file__).resolve().parent.parent / ".venv" / "bin"
+RAGPIPE = str(BIN / "ragpipe") if (BIN / "ragpipe").exists() else "ragpipe"
 
 
 def ragpipe(*args: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    executable = BIN / "ragpipe" if (BIN / "ragpipe").exists() else "ragpipe"
-    return subprocess.run([*prefix, str(executable), *args], capture_output=True, text=True, timeout=600,
+    return subprocess.run([*prefix, RAGPIPE, *args], capture_output=True, text=True, timeout=600,
                           env={**os.environ, **(env or {})})
 
 

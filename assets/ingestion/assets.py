@@ -22,7 +22,7 @@ from assets.ingestion.changes import CHANGE_CLASSES, expected_point_count
 from assets.screening.assets import build_screener
 from resources.azure_ai import InjectionShield, PiiDetector
 from resources.embedders import Embedder
-from resources.ledger import Ledger, LedgerRow
+from resources.ledger import LeaseHeld, Ledger, LedgerRow
 from resources.ocr import OcrEngine
 from resources.screening import ScreeningSettings
 from resources.settings import IngestionSettings
@@ -66,11 +66,25 @@ def _finish(context: AssetExecutionContext, manifest: Manifest, report: stages.S
     return Output(manifest, metadata=metadata)
 
 
+def _hold_writer_lease(context: AssetExecutionContext, ledger: Ledger, collection: str, wait_s: float) -> None:
+    """One writer per collection: wait for the run writing it, or fail naming that run."""
+
+    def finished(run_id: str) -> bool:
+        run = context.instance.get_run_by_id(run_id)
+        return run is not None and run.is_finished
+
+    try:
+        ledger.acquire_lease(collection, context.run_id, wait_s, finished)
+    except LeaseHeld as error:
+        raise Failure(description=str(error)) from None
+
+
 @asset(
     group_name=GROUP,
     kinds={"python", "source"},
     description=(
-        "Lists the document source, hashes every document (doc_id = sha256 of its bytes) and "
+        "Takes the collection's writer lease (one writer per collection), then lists the "
+        "document source, hashes every document (doc_id = sha256 of its bytes) and "
         "classifies it against the ledger as new, changed, unchanged, retry or deleted. Only "
         "new, changed and retried documents are staged for the next stages."
     ),
@@ -94,6 +108,7 @@ def raw_documents(
         raise Failure(description=str(error)) from None
     version = stages.current_index_version(embedder, ingestion_settings, pii_config.fingerprint())
     collection = stages.collection_name(ingestion_settings.collection, version)
+    _hold_writer_lease(context, ledger, collection, ingestion_settings.writer_wait_s)
     rows = ledger.rows(version)
     if rows and not vector_store.collection_exists(collection):  # dropped by hand: rebuild it all
         ledger.record(version, [
@@ -217,7 +232,8 @@ def embeddings(context: AssetExecutionContext, chunks: Manifest, staging: LocalS
     kinds={"python", "qdrant"},
     description=(
         "Upserts the new points into the index version's collection, then removes the points "
-        "of replaced and deleted documents, and records every document in the ledger. Checks "
+        "of replaced and deleted documents, and records every document in the ledger, holding "
+        "the collection's writer lease (taken by raw_documents) until it ends. Checks "
         "that the run stayed within its failure budget and that the index agrees with the ledger."
     ),
     check_specs=[
@@ -233,6 +249,7 @@ def vector_index(context: AssetExecutionContext, embeddings: Manifest, staging: 
     started = time.monotonic()
     extra = embeddings.extra
     version, collection = extra["index_version"], extra["collection"]
+    _hold_writer_lease(context, ledger, collection, ingestion_settings.writer_wait_s)
     report = stages.index_stage(
         staging.read(embeddings), vector_store, ledger, collection, version,
         embedder.identity()["dimension"], extra["deleted"], context.run_id,
@@ -263,6 +280,8 @@ def vector_index(context: AssetExecutionContext, embeddings: Manifest, staging: 
         severity=AssetCheckSeverity.WARN,
         metadata={"points": points, "ledger_points": expected},
     )
+    vector_store.close()  # Qdrant local mode's file lock goes with the lease
+    ledger.release_lease(collection, context.run_id)
 
 
 INGESTION_ASSETS = [raw_documents, clean_documents, screened_documents, chunks, embeddings, vector_index]
