@@ -17,6 +17,7 @@ from assets.evaluation.assets import EVALUATION_ASSETS
 from assets.ingestion.assets import INGESTION_ASSETS
 from assets.promotion.assets import PROMOTION_ASSETS, rollback
 from assets.screening.assets import SCREENING_ASSETS
+from pipelines.instance import COLLECTION_TAG
 from pipelines.settings import Settings
 from resources import (
     AzureDocumentIntelligenceOcr,
@@ -109,15 +110,18 @@ def build_screening_settings(settings: Settings) -> ScreeningSettings:
 
 def build_definitions(settings: Settings, resource_overrides: dict | None = None) -> Definitions:
     """The code location for a profile; ``resource_overrides`` swaps backends by key."""
+    writer = {COLLECTION_TAG: settings.collection}  # one queued run per collection at a time
     ingest = define_asset_job(
         INGEST_JOB,
         selection=AssetSelection.groups("ingestion", "screening"),
         description="Bring the vector index up to date with the source, incrementally.",
+        tags=writer,
     )
     evaluate = define_asset_job(
         EVAL_JOB,
         selection=AssetSelection.groups("ingestion", "screening", "evaluation", "promotion"),
         description="Bring the candidate index up to date, score it on the golden set, promote it if the gate passes.",
+        tags=writer,
     )
     return Definitions(
         assets=[*INGESTION_ASSETS, *SCREENING_ASSETS, *EVALUATION_ASSETS, *PROMOTION_ASSETS],

@@ -7,20 +7,32 @@ from pathlib import Path
 
 from resources.settings import SettingsError
 
-# Telemetry off (air-gapped) and no first-visit pop-up in the UI.
-DAGSTER_YAML = """\
+# The tag every ingesting run carries: its collection's base name.
+COLLECTION_TAG = "ragpipe/collection"
+
+# Telemetry off (air-gapped), no first-visit pop-up in the UI, and queued runs (UI, schedules,
+# sensors) start one at a time per collection; the ledger's writer lease also covers runs
+# that bypass the queue (the CLI's in-process runs, other instances).
+DAGSTER_YAML = f"""\
 telemetry:
   enabled: false
 nux:
   enabled: false
+concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: {COLLECTION_TAG}
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
 """
 
 
 def ensure_dagster_home(home: Path) -> Path:
-    """Create the instance folder with its dagster.yaml, and point DAGSTER_HOME at it."""
+    """Create the instance folder with the current dagster.yaml, and point DAGSTER_HOME at it."""
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
+    if not config.exists() or config.read_text() != DAGSTER_YAML:
         config.write_text(DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
