@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import resources  # noqa: E402,F401  (offline defaults before library imports)
-from assets.screening.pii import PiiConfig, PiiEngine  # noqa: E402
+from assets.screening.pii import PiiEngine
 from assets.screening.poisoning import scan_for_injection, score_of  # noqa: E402
+from core.types import PiiConfig
 from resources.settings import IngestionSettings  # noqa: E402
 from tests.screening_corpus import build_eval_set, pii_scores, poison_scores  # noqa: E402
 

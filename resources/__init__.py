@@ -3,12 +3,12 @@
 from resources import offline as _offline  # noqa: F401  (must run before library imports)
 from resources.embedders import Embedder, SentenceTransformerEmbedder
 from resources.evaluation_store import EvaluationStore
-from resources.ledger import Ledger, LedgerRow
+from resources.ledger import Ledger
 from resources.llm import AzureOpenAILLM, ChatModel, OpenAICompatibleLLM
 from resources.ocr import AzureDocumentIntelligenceOcr, OcrEngine, TesseractOcr
 from resources.settings import EvaluationSettings, IngestionSettings
-from resources.sources import DocumentSource, LocalFolderSource, SourceItem
-from resources.staging import LocalStaging, Manifest
+from resources.sources import DocumentSource, LocalFolderSource
+from resources.staging import LocalStaging
 from resources.vector_stores import QdrantVectorStore, VectorStore
 
 __all__ = [
@@ -21,15 +21,12 @@ __all__ = [
     "EvaluationStore",
     "IngestionSettings",
     "Ledger",
-    "LedgerRow",
     "LocalFolderSource",
     "LocalStaging",
-    "Manifest",
     "OcrEngine",
     "OpenAICompatibleLLM",
     "QdrantVectorStore",
     "SentenceTransformerEmbedder",
-    "SourceItem",
     "TesseractOcr",
     "VectorStore",
 ]

@@ -8,7 +8,7 @@ from typing import Protocol
 import requests
 from dagster import ConfigurableResource
 
-from assets.screening.pii import Detection
+from core.types import Detection
 
 # Azure AI Language names PII categories its own way; ours are Presidio's.
 _LANGUAGE_CATEGORIES = {

@@ -10,8 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,8 +18,11 @@ import sqlalchemy as sa
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
+from core.types import LeaseHeld, LedgerRow, QuarantineEntry, WriterLease
+
 # ``released``: quarantined content an operator allowed in; the next run indexes it.
 STATUSES = ("indexed", "quarantined", "failed", "deleted", "released")
+ROWS_PER_FETCH = 1000  # rows a streamed query holds in memory at a time
 
 _metadata = sa.MetaData()
 documents = sa.Table(
@@ -77,61 +79,6 @@ writer_leases = sa.Table(
     sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
 )
-
-
-@dataclass(frozen=True)
-class WriterLease:
-    collection: str
-    holder: str
-    acquired_at: datetime
-
-
-class LeaseHeld(Exception):
-    """Another run holds the collection's writer lease (and kept it for the whole wait)."""
-
-    def __init__(self, lease: WriterLease, waited_s: float):
-        self.lease = lease
-        super().__init__(
-            f"collection {lease.collection} is being written by run {lease.holder} since "
-            f"{lease.acquired_at:%Y-%m-%d %H:%M:%S} UTC; waited {waited_s:g} s (RAGPIPE_WRITER_WAIT). "
-            "Run again when it has finished; a holder that died loses the lease when it expires."
-        )
-
-
-@dataclass(frozen=True)
-class QuarantineDetail:
-    scanner: str
-    rule_ids: tuple[str, ...] = ()
-    score: float | None = None
-
-
-@dataclass(frozen=True)
-class QuarantineEntry:
-    """A quarantined document as the ``quarantine`` asset lists it."""
-
-    source: str
-    doc_id: str | None
-    version: str | None
-    reason: str
-    scanner: str
-    rule_ids: tuple[str, ...]
-    score: float | None
-    quarantined_at: datetime
-    run_id: str | None
-
-
-@dataclass
-class LedgerRow:
-    source: str
-    status: str
-    doc_id: str | None = None
-    version: str | None = None
-    reason: str | None = None
-    indexed_doc_id: str | None = None
-    chunk_count: int = 0
-    run_id: str | None = None
-    updated_at: datetime | None = field(default=None, compare=False)
-    detail: QuarantineDetail | None = field(default=None, compare=False)
 
 
 class Ledger(ConfigurableResource):
@@ -233,8 +180,9 @@ class Ledger(ConfigurableResource):
                 for row in connection.execute(query)
             }
 
-    def signatures(self, index_version: str) -> list[tuple[str, str, bytes]]:
-        """(source, doc_id, hashvalues) of the signatures whose content is what the index holds."""
+    def signatures(self, index_version: str) -> Iterator[tuple[str, str, bytes]]:
+        """(source, doc_id, hashvalues) of the signatures whose content is what the index holds,
+        streamed (a server-side cursor on Postgres) so the caller's index is the only copy."""
         query = sa.select(signatures.c.source, signatures.c.doc_id, signatures.c.hashvalues).join(
             documents,
             (documents.c.index_version == signatures.c.index_version)
@@ -242,7 +190,8 @@ class Ledger(ConfigurableResource):
             & (documents.c.indexed_doc_id == signatures.c.doc_id),
         ).where(signatures.c.index_version == index_version)
         with self.engine().connect() as connection:
-            return [tuple(row) for row in connection.execute(query)]
+            for row in connection.execution_options(yield_per=ROWS_PER_FETCH).execute(query):
+                yield tuple(row)
 
     def save_signatures(self, index_version: str, rows: list[tuple[str, str, bytes]]) -> None:
         """Insert or replace each source's signature."""

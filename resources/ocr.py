@@ -16,8 +16,8 @@ from typing import Protocol
 
 from dagster import ConfigurableResource
 
-from assets.ingestion.documents import Block, enter_heading, quarantine, section_path
-from assets.ingestion.tables import markdown_table
+from core.tables import markdown_table
+from core.types import Block, enter_heading, quarantine, section_path
 
 
 class OcrEngine(Protocol):

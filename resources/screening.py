@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from dagster import Config, ConfigurableResource
 
-from assets.screening.pii import CustomRecognizer, PiiConfig, PiiEngine
+from core.types import CustomRecognizer, PiiConfig
 
 HASH_SALT_ENV = "RAGPIPE_PII_HASH_SALT"
 
@@ -44,9 +44,6 @@ class ScreeningSettings(ConfigurableResource):
             spacy_model_path=self.spacy_model_path,
             score_threshold=self.pii_score_threshold,
         )
-
-    def pii_engine(self) -> PiiEngine:
-        return PiiEngine(self.pii_config(), hash_salt=self.pii_hash_salt)
 
 
 def load_screening_file(path: str | Path) -> dict:

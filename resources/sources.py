@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 from dagster import ConfigurableResource
 
+from core.types import SourceItem
+
 _HASH_BLOCK = 1 << 20
-
-
-@dataclass(frozen=True)
-class SourceItem:
-    """One document as the source lists it: stable URI, version marker and size."""
-
-    uri: str
-    version: str
-    size: int
 
 
 class DocumentSource(Protocol):

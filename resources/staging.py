@@ -5,46 +5,45 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableResource
 
-
-@dataclass
-class Manifest:
-    """What a stage produced: its batch files and record count (plus stage-specific facts)."""
-
-    stage: str
-    run_id: str
-    paths: list[str] = field(default_factory=list)
-    count: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+from core.types import Manifest
 
 
 class BatchWriter:
-    def __init__(self, directory: Path, manifest: Manifest, batch_size: int):
+    """Writes records as JSONL batch files of at most ``batch_size`` records and, unless a
+    single record is larger, at most ``max_batch_bytes`` bytes: a batch of 64 large documents
+    (base64 in JSON) would otherwise hold gigabytes in memory, here and in the reading stage."""
+
+    def __init__(self, directory: Path, manifest: Manifest, batch_size: int, max_batch_bytes: int):
         self._directory = directory
         self._batch_size = batch_size
-        self._pending: list[dict[str, Any]] = []
+        self._max_batch_bytes = max_batch_bytes
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self.manifest = manifest
 
     def write(self, record: dict[str, Any]) -> None:
-        self._pending.append(record)
-        if len(self._pending) >= self._batch_size:
+        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        if self._pending and self._pending_bytes + len(line) > self._max_batch_bytes:
+            self.flush()
+        self._pending.append(line)
+        self._pending_bytes += len(line)
+        if len(self._pending) >= self._batch_size or self._pending_bytes >= self._max_batch_bytes:
             self.flush()
 
     def flush(self) -> None:
         if not self._pending:
             return
         path = self._directory / f"batch-{len(self.manifest.paths):05d}.jsonl"
-        with path.open("w", encoding="utf-8") as handle:
-            for record in self._pending:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        with path.open("wb") as handle:
+            handle.writelines(self._pending)
         self.manifest.paths.append(str(path))
         self.manifest.count += len(self._pending)
-        self._pending = []
+        self._pending, self._pending_bytes = [], 0
 
 
 class LocalStaging(ConfigurableResource):
@@ -52,6 +51,7 @@ class LocalStaging(ConfigurableResource):
 
     root: str
     batch_size: int = 64
+    max_batch_bytes: int = 16 * 1024 * 1024  # serialised JSON; a larger single record is a batch of its own
     keep_runs: int = 5
 
     def writer(self, stage: str, run_id: str) -> BatchWriter:
@@ -59,7 +59,7 @@ class LocalStaging(ConfigurableResource):
         if directory.exists():  # a re-executed step starts from a clean slate
             shutil.rmtree(directory)
         directory.mkdir(parents=True)
-        return BatchWriter(directory, Manifest(stage=stage, run_id=run_id), self.batch_size)
+        return BatchWriter(directory, Manifest(stage=stage, run_id=run_id), self.batch_size, self.max_batch_bytes)
 
     def read(self, manifest: Manifest) -> Iterator[list[dict[str, Any]]]:
         for path in manifest.paths:

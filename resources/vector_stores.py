@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
-
-@dataclass(frozen=True)
-class Point:
-    id: str
-    vector: list[float]
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Hit:
-    id: str
-    score: float
-    payload: dict[str, Any]
+from core.types import Hit, Point
 
 
 class VectorStore(Protocol):

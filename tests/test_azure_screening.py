@@ -8,9 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from assets.ingestion.documents import Block, ParsedDocument
-from assets.screening.pii import PiiConfig, PiiEngine
+from assets.screening.pii import PiiEngine
 from assets.screening.screen import Screener, ScreeningQuarantine
+from core.types import Block, ParsedDocument, PiiConfig
 from resources.azure_ai import AzureLanguagePiiDetector, AzurePromptShield
 
 KEY = "test-key"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from assets.ingestion.chunking import chunk_document, make_splitter
-from assets.ingestion.documents import Block, ParsedDocument, point_id
+from assets.ingestion.documents import point_id
+from core.types import Block, ParsedDocument
 from resources.embedders import SentenceTransformerEmbedder
 from resources.settings import IngestionSettings
 from tests.corpus import prose

@@ -142,7 +142,7 @@ def test_text_pdf_tables_pages_running_lines_and_hyphenation():
 
 
 def test_scans_without_an_ocr_engine_are_quarantined_not_indexed_empty():
-    from assets.ingestion.documents import DocumentRejected
+    from core.types import DocumentRejected
 
     class NoTesseract(TesseractOcr):
         def available(self) -> bool:

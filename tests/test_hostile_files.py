@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from assets.ingestion.limits import ParseLimits
-from assets.ingestion.documents import DocumentRejected
 from assets.ingestion.isolation import IsolatedParser
+from assets.ingestion.limits import ParseLimits
 from assets.ingestion.parsing import parse_document
+from core.types import DocumentRejected
 from tests import format_fixtures as fx
 
 HOSTILE = fx.hostile()
@@ -111,3 +111,45 @@ def test_the_ingest_job_indexes_good_files_and_records_bad_ones_with_reasons(tmp
     assert all(count > 0 for status, count, _ in outcome.values() if status == "indexed")
     assert all(reason for status, _, reason in outcome.values() if status != "indexed")
     assert "zip bomb" in outcome["bomb.docx"][2]
+
+
+def test_a_hidden_text_scan_that_hangs_or_crashes_costs_one_document(tmp_path, monkeypatch):
+    """The hidden-text scan re-reads HTML and PDF markup with BeautifulSoup and pdfplumber;
+    it runs in the forked parse worker (which inherits this patch), so a scan that hangs is
+    stopped at the parse deadline and one whose process is killed is caught, each
+    quarantining its own document while the others are indexed."""
+    import os
+    import signal
+    import time
+
+    from assets.ingestion import stages
+    from pipelines.cli import run_ingest
+    from pipelines.settings import Settings
+    from resources.ledger import Ledger
+
+    real_scan = stages.hidden_text
+
+    def scan_or_misbehave(content_type, data):
+        if b"hang here" in data:
+            time.sleep(600)
+        if b"crash here" in data:
+            os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer would
+        return real_scan(content_type, data)
+
+    monkeypatch.setattr(stages, "hidden_text", scan_or_misbehave)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "hangs.html").write_text("<html><body><h1>Rooms</h1><p>hang here</p></body></html>")
+    (corpus / "crashes.html").write_text("<html><body><h1>Desks</h1><p>crash here</p></body></html>")
+    (corpus / "rooms.html").write_text("<html><body><h1>Rooms</h1><p>Book rooms on Mondays.</p></body></html>")
+    (corpus / "policy.md").write_bytes(fx.markdown())
+
+    summary = run_ingest(Settings(data_dir=tmp_path / "data", source_dir=corpus, parse_timeout_s=3))
+    assert summary["success"], summary["errors"]
+    rows = Ledger(url=f"sqlite:///{tmp_path / 'data' / 'ledger.sqlite'}").rows(summary["index_version"])
+    outcome = {source.rsplit("/", 1)[-1]: (row.status, row.reason) for source, row in rows.items()}
+    assert outcome["hangs.html"][0] == "quarantined"
+    assert "took longer than 3s and was stopped" in outcome["hangs.html"][1]
+    assert outcome["crashes.html"][0] == "quarantined"
+    assert "process died" in outcome["crashes.html"][1]
+    assert outcome["rooms.html"][0] == outcome["policy.md"][0] == "indexed"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from assets.ingestion.changes import classify, deleted_sources, expected_point_count
-from assets.ingestion.documents import index_version, point_id
 import pytest
 
-from resources.ledger import Ledger, LedgerRow
+from assets.ingestion.changes import classify, deleted_sources, expected_point_count
+from assets.ingestion.documents import index_version, point_id
+from core.types import LedgerRow
+from resources.ledger import Ledger
 
 
 def row(status="indexed", doc_id="a", **fields):
@@ -55,3 +56,25 @@ def test_ledger_upserts_rows_per_index_version(ledger):
     assert ledger.run_counts("v1", "r1") == {"quarantined": 1}
     assert expected_point_count(rows.values()) == 3
     assert ledger.holders("v1", {"d1", "zz"}) == {"d1": ("s1", 3)}
+
+
+def test_signatures_stream_only_those_of_indexed_content(ledger, monkeypatch):
+    """Fetched two rows at a time (a named, server-side cursor on Postgres), so the
+    near-duplicate index, not a list of every signature, holds them in memory."""
+    import sqlalchemy as sa
+
+    import resources.ledger as ledger_module
+
+    monkeypatch.setattr(ledger_module, "ROWS_PER_FETCH", 2)
+    indexed = [(f"s{i}", f"d{i}", bytes([i]) * 512) for i in range(5)]
+    ledger.record("v1", [LedgerRow(s, "indexed", d, indexed_doc_id=d, chunk_count=1) for s, d, _ in indexed]
+                  + [LedgerRow("s5", "failed", "d5-new", indexed_doc_id="d5", chunk_count=1)])
+    ledger.save_signatures("v1", [*indexed, ("s5", "d5-new", b"\x05" * 512)])  # not what s5 has indexed
+    cursors = []
+    sa.event.listen(ledger.engine(), "after_cursor_execute", lambda _c, cursor, *_: cursors.append(cursor))
+
+    streamed = ledger.signatures("v1")
+    assert not cursors  # nothing is read before the caller asks
+    assert sorted((s, d, bytes(v)) for s, d, v in streamed) == indexed
+    if ledger.engine().dialect.name == "postgresql":
+        assert cursors[0].name  # psycopg2 names its server-side cursors

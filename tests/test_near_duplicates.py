@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from assets.ingestion.documents import Block, DocumentRejected, ParsedDocument
 from assets.ingestion.near_duplicates import NearDuplicateIndex, StoredSignature
+from core.types import Block, DocumentRejected, ParsedDocument
 from pipelines.cli import main
 
 WORDS = ("the depot team checks every pallet against the manifest before the truck leaves and records "

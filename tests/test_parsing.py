@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from assets.ingestion.documents import DocumentRejected
 from assets.ingestion.parsing import parse_document
+from core.types import DocumentRejected
 from tests.corpus import html_doc, markdown_doc, pdf_doc
 
 
@@ -86,8 +86,9 @@ def test_bad_input_is_rejected_with_a_reason(name, data, status, reason):
 
 
 def test_image_only_pdf_needs_ocr():
-    from reportlab.pdfgen import canvas
     import io
+
+    from reportlab.pdfgen import canvas
 
     buffer = io.BytesIO()
     page = canvas.Canvas(buffer)

@@ -6,8 +6,9 @@ import uuid
 import pytest
 
 from assets.evaluation.retrieval import Retriever, reciprocal_rank_fusion
+from core.types import Hit, Point
 from resources.embedders import SentenceTransformerEmbedder
-from resources.vector_stores import Hit, Point, QdrantVectorStore
+from resources.vector_stores import QdrantVectorStore
 
 TEXTS = [
     "Our dock doors open at six in the morning and close at ten at night on weekdays.",

@@ -2,8 +2,9 @@
 
 import pytest
 
-from assets.screening.pii import STRUCTURED_ENTITIES, PiiConfig, PiiEngine
+from assets.screening.pii import PiiEngine
 from assets.screening.poisoning import scan_for_injection, score_of
+from core.types import STRUCTURED_ENTITIES, PiiConfig
 from resources.settings import IngestionSettings
 from tests.screening_corpus import build_eval_set, pii_scores, poison_scores
 

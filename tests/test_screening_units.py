@@ -3,14 +3,19 @@ the screener's quarantine decisions."""
 
 import base64
 import io
+from dataclasses import replace
 
 import pytest
 
-from assets.ingestion.documents import Block, ParsedDocument
 from assets.screening.hidden_text import hidden_text
-from assets.screening.pii import CustomRecognizer, PiiConfig, PiiEngine, redact_pii, redacted_preview
-from assets.screening.poisoning import normalize_obfuscation, scan_for_injection, score_of
+from assets.screening.pii import PiiEngine, redact_pii, redacted_preview
+from assets.screening.poisoning import (
+    normalize_obfuscation,
+    scan_for_injection,
+    score_of,
+)
 from assets.screening.screen import Screener, ScreeningQuarantine
+from core.types import Block, CustomRecognizer, ParsedDocument, PiiConfig
 
 SALT = "s3cret-salt-for-tests-0123456789"
 TEXT = "Mail jane.roe@contoso.com, card 4111 1111 1111 1111, SSN 536-22-8754, staff id EMP-204518."
@@ -137,8 +142,10 @@ def test_hidden_html_text_is_found_and_scored_higher():
     assert fragments == [INJECTION, "white on white words here"]
     screener = Screener(pii=PiiEngine(PiiConfig()), threshold=0.8)
     with pytest.raises(ScreeningQuarantine) as caught:
-        screener.screen_document(_document("Opening hours are 9 to 5."), "d", hidden=fragments)
+        screener.screen_document(replace(_document("Opening hours are 9 to 5."), hidden_text=fragments), "d")
     assert "hidden_text/instruction_override" in caught.value.rule_ids
+    screened, _ = screener.screen_document(replace(_document("Opening hours."), hidden_text=fragments[1:]), "d")
+    assert screened.hidden_text == []  # scanned, not carried on towards the index
 
 
 def test_tiny_and_white_pdf_text_is_hidden_text():

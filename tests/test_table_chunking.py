@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from assets.ingestion.chunking import chunk_document, make_splitter
-from assets.ingestion.documents import Block, ParsedDocument
-from assets.ingestion.tables import markdown_table, split_table
+from core.tables import markdown_table, split_table
+from core.types import Block, ParsedDocument
 from resources.embedders import SentenceTransformerEmbedder
 
 HEADER = "| Region | Depot | Manager | Phone extension | Notes |\n| --- | --- | --- | --- | --- |"
@@ -62,3 +62,46 @@ def test_small_table_is_one_chunk_and_cells_with_pipes_are_escaped(count_tokens)
     table = markdown_table([["Key", "Value"], ["a|b", None], ["", ""]])
     assert table == "| Key | Value |\n| --- | --- |\n| a\\|b |  |"
     assert split_table(table, 200, count_tokens) == [table]
+
+
+def test_the_ingest_job_chunks_csv_and_xlsx_tables_by_rows_under_their_header(tmp_path):
+    """Through the job: screening rewrites block text (here an e-mail address in a cell)
+    and keeps the block's table kind, so chunking splits the tables between rows."""
+    import csv
+    import io
+
+    import openpyxl
+
+    from pipelines.cli import run_ingest
+    from pipelines.definitions import build_resources
+    from pipelines.settings import Settings
+
+    cells = [["Region", "Depot", "Manager", "Phone extension", "Notes"]] + [
+        [f"Region {i % 7}", f"Depot {i}", f"Manager number {i}", f"x{4000 + i}",
+         f"Opens at {6 + i % 4} am; dock {i % 12} handles refrigerated freight"] for i in range(60)]
+    cells[5][2] = "jane.roe@contoso.com"
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(cells)
+    (corpus / "depots.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    workbook = openpyxl.Workbook()
+    for row in cells:
+        workbook.active.append(row)
+    workbook.save(corpus / "depots.xlsx")
+
+    settings = Settings(data_dir=tmp_path / "data", source_dir=corpus, chunk_size_tokens=128)
+    summary = run_ingest(settings)
+    assert summary["success"], summary["errors"]
+    store = build_resources(settings)["vector_store"]
+    try:
+        payloads = [payload for _, payload in store.payloads(summary["collection"])]
+    finally:
+        store.close()
+
+    expected_rows = markdown_table(cells).replace("jane.roe@contoso.com", "<EMAIL_ADDRESS>").split("\n")[2:]
+    for name in ("depots.csv", "depots.xlsx"):
+        chunks = sorted((p for p in payloads if p["source"].endswith(name)), key=lambda p: p["chunk_id"])
+        assert len(chunks) > 3
+        assert all(chunk["text"].startswith(HEADER + "\n") for chunk in chunks)
+        assert [line for chunk in chunks for line in chunk["text"].split("\n")[2:]] == expected_rows

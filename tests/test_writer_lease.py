@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from resources.ledger import LeaseHeld, Ledger, writer_leases
+from core.types import LeaseHeld
+from resources.ledger import Ledger, writer_leases
 from tests.qdrant_server import qdrant_contract_server
 from tests.test_cli import RAGPIPE
 

@@ -19,11 +19,11 @@ from assets.evaluation import gate
 from assets.evaluation.golden import GoldenSetError, load_golden_set
 from assets.evaluation.retrieval import Retriever
 from assets.evaluation.scoring import Evaluation, evaluate_candidate, worst_questions
+from core.types import Manifest
 from resources.embedders import Embedder
 from resources.evaluation_store import EvaluationStore
 from resources.llm import ChatModel
 from resources.settings import EvaluationSettings, IngestionSettings
-from resources.staging import Manifest
 from resources.vector_stores import VectorStore
 
 GROUP = "evaluation"

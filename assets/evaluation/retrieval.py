@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from rank_bm25 import BM25Okapi
 
-from resources.vector_stores import Hit
+from core.types import Hit
 
 RETRIEVERS = ("dense", "hybrid")
 RRF_K = 60  # the constant of Cormack et al. (2009), also Qdrant's default

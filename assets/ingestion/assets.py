@@ -20,14 +20,15 @@ from dagster import (
 from assets.ingestion import stages
 from assets.ingestion.changes import CHANGE_CLASSES, expected_point_count
 from assets.screening.assets import build_screener
+from core.types import LeaseHeld, LedgerRow, Manifest
 from resources.azure_ai import InjectionShield, PiiDetector
 from resources.embedders import Embedder
-from resources.ledger import LeaseHeld, Ledger, LedgerRow
+from resources.ledger import Ledger
 from resources.ocr import OcrEngine
 from resources.screening import ScreeningSettings
 from resources.settings import IngestionSettings
 from resources.sources import DocumentSource
-from resources.staging import LocalStaging, Manifest
+from resources.staging import LocalStaging
 from resources.vector_stores import VectorStore
 
 GROUP = "ingestion"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from resources.ledger import LedgerRow
+from core.types import LedgerRow
 
 CHANGE_CLASSES = ("new", "changed", "unchanged", "retry", "deleted")
 

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from itertools import groupby
 from typing import Any
 
-from assets.ingestion.documents import ParsedDocument, point_id
-from assets.ingestion.tables import split_table
+from assets.ingestion.documents import point_id
+from core.tables import split_table
+from core.types import ParsedDocument
 
 SEPARATORS = ["\n\n", "\n", ". ", "; ", ", ", " ", ""]
 

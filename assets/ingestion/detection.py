@@ -16,9 +16,8 @@ from pathlib import PurePosixPath
 
 import filetype
 
-from assets.ingestion.documents import quarantine
 from assets.ingestion.limits import ParseLimits
-
+from core.types import quarantine
 
 TEXT_EXTENSIONS = {
     ".md": "text/markdown",

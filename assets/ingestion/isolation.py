@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from assets.ingestion.cleaning import detect_language
-from assets.ingestion.documents import DocumentRejected, ParsedDocument, failure_reason, quarantine
+from core.types import DocumentRejected, ParsedDocument, failure_reason, quarantine
 
 Parse = Callable[[str, bytes], ParsedDocument]
 WORKERS = min(2, os.cpu_count() or 1)

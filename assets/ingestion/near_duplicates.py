@@ -9,11 +9,12 @@ only with those in the same run.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import InitVar, dataclass, field
 
 import numpy as np
 
-from assets.ingestion.documents import ParsedDocument, quarantine
+from core.types import ParsedDocument, quarantine
 
 NUM_PERM = 128
 # Stored signatures are only comparable within one scheme, so it is named, never defaulted.
@@ -42,19 +43,20 @@ class StoredSignature:
 
 @dataclass
 class NearDuplicateIndex:
-    """Known signatures plus those added this run; ``review`` marks or rejects a document."""
+    """An LSH of the known signatures plus those added this run; ``review`` marks or rejects
+    a document."""
 
     mode: str
     threshold: float
-    known: list[StoredSignature] = field(default_factory=list)
+    known: InitVar[Iterable[StoredSignature]] = ()  # consumed as it streams, not kept
     added: list[StoredSignature] = field(default_factory=list)
 
-    def __post_init__(self):
+    def __post_init__(self, known: Iterable[StoredSignature]):
         from datasketch import MinHash, MinHashLSH
 
         self._lsh = MinHashLSH(threshold=self.threshold, num_perm=NUM_PERM)
         self._doc_ids: dict[str, str] = {}
-        for stored in self.known:
+        for stored in known:
             values = np.frombuffer(stored.hashvalues, dtype=np.uint32)
             self._insert(stored.source, stored.doc_id, MinHash(hashvalues=values, scheme=SCHEME))
 

@@ -14,8 +14,8 @@ from urllib.parse import unquote, urlparse
 from assets.ingestion.cleaning import clean_text, detect_language
 from assets.ingestion.detection import detect_content_type
 from assets.ingestion.limits import ParseLimits
-from assets.ingestion.documents import Block, ParsedDocument, quarantine
 from assets.ingestion.loaders import LOADERS, ParseRequest
+from core.types import Block, ParsedDocument, quarantine
 
 
 def source_name(source: str) -> PurePosixPath:

@@ -17,10 +17,7 @@ from assets.ingestion.changes import classify, deleted_sources
 from assets.ingestion.chunking import chunk_document, make_splitter
 from assets.ingestion.documents import (
     CLEANING_VERSION,
-    DocumentRejected,
-    ParsedDocument,
     doc_id_of,
-    failure_reason,
     index_version,
     point_id,
 )
@@ -32,9 +29,15 @@ from assets.screening.hidden_text import hidden_text
 from assets.screening.pii import redact_pii, redacted_preview
 from assets.screening.poisoning import SCREENING_VERSION
 from assets.screening.screen import Screener, ScreeningQuarantine
-from resources.ledger import LedgerRow, QuarantineDetail
-from resources.staging import BatchWriter, Manifest
-from resources.vector_stores import Point
+from core.types import (
+    DocumentRejected,
+    LedgerRow,
+    ParsedDocument,
+    Point,
+    QuarantineDetail,
+    failure_reason,
+)
+from resources.staging import BatchWriter
 
 
 def current_index_version(embedder, settings, pii_policy: dict) -> str:
@@ -178,17 +181,21 @@ def _carry(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def clean_stage(records, writer: BatchWriter, settings, ocr, ledger, version: str) -> tuple[StageReport, list[LedgerRow]]:
-    """Parse each document in an isolated worker (see ``isolation``), then mark or skip it
-    if it nearly duplicates an indexed document (signatures are kept in the ledger)."""
+    """Parse each document and find its hidden text in an isolated worker (see ``isolation``),
+    then mark or skip it if it nearly duplicates an indexed document (signatures are kept in
+    the ledger)."""
     near_duplicates = None
     if settings.near_duplicates != "off":
-        known = [StoredSignature(*row) for row in ledger.signatures(version)]
+        known = (StoredSignature(*row) for row in ledger.signatures(version))
         near_duplicates = NearDuplicateIndex(settings.near_duplicates, settings.near_duplicate_threshold, known)
     limits = ParseLimits(max_pages=settings.max_pages, timeout_s=settings.parse_timeout_s)
     marked = Counter()
 
     def parse_one(source: str, data: bytes) -> ParsedDocument:
-        return parse_document(source, data, limits=limits, ocr=ocr)
+        """Runs in the worker: the hidden-text scan parses the markup again (a second chance
+        for a hostile file to hang or crash), so it shares the parse's deadline."""
+        document = parse_document(source, data, limits=limits, ocr=ocr)
+        return replace(document, hidden_text=hidden_text(document.content_type, data))
 
     pending: dict[str, Any] = {}
     with IsolatedParser(parse_one, limits.timeout_s) as parser:
@@ -205,9 +212,7 @@ def clean_stage(records, writer: BatchWriter, settings, ocr, ledger, version: st
             if near_duplicates is not None:
                 near_duplicates.review(record["source"], record["doc_id"], document)
                 marked["near_duplicates_marked"] += document.near_duplicate_of is not None
-            # for the poisoning scan, by the type detected from the content
-            hidden = hidden_text(document.content_type, base64.b64decode(record["content_b64"]))
-            return [{**_carry(record), "document": document.to_dict(), "hidden_text": hidden}]
+            return [{**_carry(record), "document": document.to_dict()}]
 
         report, rejections = _map_documents(scheduled(records), writer, parse, preview=False)
     if near_duplicates is not None:
@@ -220,9 +225,7 @@ def screen_stage(records, writer: BatchWriter, screener: Screener) -> tuple[Stag
     pii_totals: Counter = Counter()
 
     def screen(record):
-        document, pii = screener.screen_document(
-            ParsedDocument.from_dict(record["document"]), record["doc_id"], record.get("hidden_text", ())
-        )
+        document, pii = screener.screen_document(ParsedDocument.from_dict(record["document"]), record["doc_id"])
         pii_totals.update(pii)
         return [{**_carry(record), "document": document.to_dict(), "pii_entities": pii}]
 

@@ -15,12 +15,13 @@ from dagster import (
     asset,
 )
 
+from assets.screening.pii import PiiEngine
 from assets.screening.screen import Screener
+from core.types import Manifest, QuarantineEntry
 from resources.azure_ai import InjectionShield, PiiDetector
-from resources.ledger import Ledger, QuarantineEntry
+from resources.ledger import Ledger
 from resources.screening import ScreeningSettings
 from resources.settings import IngestionSettings
-from resources.staging import Manifest
 
 GROUP = "screening"
 MAX_LISTED = 200
@@ -42,7 +43,7 @@ def build_screener(screening: ScreeningSettings, ingestion: IngestionSettings, l
     """The run's screener: the configured PII engine, the optional Azure backends, and
     the operator's releases."""
     return Screener(
-        pii=screening.pii_engine(),
+        pii=PiiEngine(screening.pii_config(), hash_salt=screening.pii_hash_salt),
         threshold=ingestion.poisoning_threshold,
         pii_detector=pii_detector if pii_detector.configured else None,
         injection_shield=injection_shield if injection_shield.configured else None,

@@ -13,82 +13,17 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import cache, cached_property
 
-PII_ACTIONS = ("redact", "mask", "hash", "quarantine")
-STRUCTURED_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS")
-DEFAULT_ENTITIES = STRUCTURED_ENTITIES + ("US_ITIN", "CRYPTO", "MAC_ADDRESS")
-NER_ENTITIES = ("PERSON", "ORGANIZATION", "LOCATION")
-MIN_SALT_LENGTH = 16  # Presidio's hash operator refuses shorter salts
+from core.types import CustomRecognizer, Detection, PiiConfig
+
 _LANGUAGE = "en"
 
 # Presidio logs the words around each match (document text, PII included) at DEBUG.
 for _logger in ("presidio-analyzer", "presidio-anonymizer"):
     logging.getLogger(_logger).setLevel(logging.WARNING)
-
-
-@dataclass(frozen=True)
-class CustomRecognizer:
-    """A configured entity: a regex, and words that raise its score when nearby."""
-
-    entity: str
-    pattern: str
-    context: tuple[str, ...] = ()
-    score: float = 0.6
-
-
-@dataclass(frozen=True)
-class PiiConfig:
-    """What to look for and what to do with it. The hash salt is not part of it: it is a
-    secret, passed to ``PiiEngine`` separately so configuration can be shown safely."""
-
-    actions: Mapping[str, str] = field(default_factory=dict)
-    default_action: str = "redact"
-    custom_recognizers: tuple[CustomRecognizer, ...] = ()
-    spacy_model_path: str = ""
-    score_threshold: float = 0.4
-
-    @property
-    def entities(self) -> list[str]:
-        ner = NER_ENTITIES if self.spacy_model_path else ()
-        return [*DEFAULT_ENTITIES, *ner, *(r.entity for r in self.custom_recognizers)]
-
-    def action_for(self, entity: str) -> str:
-        return self.actions.get(entity, self.default_action)
-
-    def validate(self, hash_salt: str) -> None:
-        """Reject a policy that cannot be honoured, before any document is read."""
-        for entity, action in {**self.actions, "default": self.default_action}.items():
-            if action not in PII_ACTIONS:
-                raise ValueError(f"PII action {action!r} for {entity} is not one of {', '.join(PII_ACTIONS)}")
-        uses_hash = "hash" in (self.default_action, *self.actions.values())
-        if uses_hash and len(hash_salt) < MIN_SALT_LENGTH:
-            raise ValueError(
-                f"the PII policy hashes values but RAGPIPE_PII_HASH_SALT is unset or shorter than "
-                f"{MIN_SALT_LENGTH} characters; set it to a long random secret"
-            )
-
-    def fingerprint(self) -> dict:
-        """Everything that changes the indexed text (for the index version); no secrets."""
-        return {
-            "actions": dict(sorted(self.actions.items())),
-            "default_action": self.default_action,
-            "custom": [[r.entity, r.pattern, list(r.context), r.score] for r in self.custom_recognizers],
-            "ner_model": bool(self.spacy_model_path),
-            "score_threshold": self.score_threshold,
-        }
-
-
-@dataclass(frozen=True)
-class Detection:
-    """One PII span, from Presidio or an external detector."""
-
-    entity: str
-    start: int
-    end: int
-    score: float
 
 
 @dataclass

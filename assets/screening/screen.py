@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from assets.ingestion.documents import Block, DocumentRejected, ParsedDocument
 from assets.screening.pii import PiiEngine
 from assets.screening.poisoning import Finding, scan_for_injection, score_of
+from core.types import DocumentRejected, ParsedDocument
 from resources.azure_ai import InjectionShield, PiiDetector
 
 MAX_DESCRIBED_FINDINGS = 5
@@ -51,12 +51,12 @@ class Screener:
     injection_shield: InjectionShield | None = None
     released: frozenset[str] = field(default_factory=frozenset)
 
-    def screen_document(self, document: ParsedDocument, doc_id: str,
-                        hidden: Sequence[str] = ()) -> tuple[ParsedDocument, dict[str, int]]:
-        """The document with the PII policy applied, and its PII counts per entity type."""
+    def screen_document(self, document: ParsedDocument, doc_id: str) -> tuple[ParsedDocument, dict[str, int]]:
+        """The document with the PII policy applied and its hidden text dropped (it was only
+        there to be scanned), and its PII counts per entity type."""
         if doc_id not in self.released:
             located = [Located(f"block {i}", f) for i, b in enumerate(document.blocks) for f in scan_for_injection(b.text)]
-            located += hidden_text_findings(hidden)
+            located += hidden_text_findings(document.hidden_text)
             self._quarantine_above_threshold(located, "rules")
         texts = [document.title, *(block.text for block in document.blocks)]
         external = self.pii_detector.detect(texts) if self.pii_detector else [()] * len(texts)
@@ -69,9 +69,9 @@ class Screener:
                 f"({sum(counts[e] for e in quarantined)} values)",
                 scanner="pii", rule_ids=[f"pii:{e}" for e in quarantined], score=None,
             )
-        blocks = [Block(text=r.text, section=b.section, page=b.page) for r, b in zip(results[1:], document.blocks)]
-        screened = ParsedDocument(**{**document.__dict__, "blocks": blocks, "title": results[0].text})
-        return screened, dict(counts)
+        # only the text changes: kind, section and page steer chunking (tables split by rows)
+        blocks = [replace(block, text=r.text) for r, block in zip(results[1:], document.blocks)]
+        return replace(document, blocks=blocks, title=results[0].text, hidden_text=[]), dict(counts)
 
     def screen_chunks(self, doc_id: str, texts: Sequence[str]) -> None:
         """Rescan each chunk on its own (what retrieval will hand a model), with the rules

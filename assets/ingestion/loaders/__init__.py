@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from assets.ingestion.limits import ParseLimits
-from assets.ingestion.documents import ParsedDocument
+from core.types import ParsedDocument
 
 
 @dataclass(frozen=True)

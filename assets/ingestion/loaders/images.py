@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from assets.ingestion.detection import IMAGE_TYPES
-from assets.ingestion.documents import ParsedDocument
 from assets.ingestion.loaders import ParseRequest, loader
 from assets.ingestion.loaders.pdf import ocr_blocks
+from core.types import ParsedDocument
 
 
 @loader(*IMAGE_TYPES)

@@ -6,9 +6,9 @@ import re
 
 import yaml
 
-from assets.ingestion.documents import Block, ParsedDocument, enter_heading, quarantine, section_path
 from assets.ingestion.loaders import ParseRequest, loader
-from assets.ingestion.tables import markdown_table
+from core.tables import markdown_table
+from core.types import Block, ParsedDocument, enter_heading, quarantine, section_path
 
 
 def decode_text(data: bytes, suffix: str) -> str:

@@ -13,11 +13,11 @@ from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 
 from assets.ingestion.detection import MSG
-from assets.ingestion.documents import Block, ParsedDocument
 from assets.ingestion.loaders import ParseRequest, loader
 from assets.ingestion.loaders.markup import parse_html
 from assets.ingestion.loaders.office import blocks_from_elements
 from assets.ingestion.loaders.unstructured_runtime import partitioner
+from core.types import Block, ParsedDocument
 
 
 @loader("message/rfc822")

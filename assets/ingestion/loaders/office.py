@@ -9,10 +9,10 @@ from __future__ import annotations
 import io
 
 from assets.ingestion.detection import DOCX, EPUB, ODT, PPTX, RTF
-from assets.ingestion.documents import Block, ParsedDocument, enter_heading, section_path
 from assets.ingestion.loaders import ParseRequest, loader
 from assets.ingestion.loaders.markup import html_table_markdown, optional_str
 from assets.ingestion.loaders.unstructured_runtime import partitioner
+from core.types import Block, ParsedDocument, enter_heading, section_path
 
 _PARTITIONERS = {
     DOCX: ("docx", "partition_docx"),

@@ -7,9 +7,9 @@ import re
 
 from assets.ingestion.cleaning import dehyphenate, strip_running_lines
 from assets.ingestion.detection import PDF
-from assets.ingestion.documents import Block, ParsedDocument, quarantine
 from assets.ingestion.loaders import ParseRequest, loader
-from assets.ingestion.tables import markdown_table
+from core.tables import markdown_table
+from core.types import Block, ParsedDocument, quarantine
 
 
 @loader(PDF)

@@ -12,10 +12,10 @@ import io
 import json
 
 from assets.ingestion.detection import XLSX
-from assets.ingestion.documents import Block, ParsedDocument, quarantine
 from assets.ingestion.loaders import ParseRequest, loader
 from assets.ingestion.loaders.markup import decode_text, optional_str
-from assets.ingestion.tables import markdown_table
+from core.tables import markdown_table
+from core.types import Block, ParsedDocument, quarantine
 
 _DELIMITERS = {"text/csv": ",", "text/tab-separated-values": "\t"}
 

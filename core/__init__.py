@@ -1,0 +1,1 @@
+"""Ground floor: domain types and pure helpers shared by assets and resources."""
