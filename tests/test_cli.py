@@ -14,7 +14,7 @@ RAGPIPE = str(BIN / "ragpipe") if (BIN / "ragpipe").exists() else "ragpipe"
 
 
 def ragpipe(*args: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    return subprocess.run([*prefix, RAGPIPE, *args], capture_output=True, text=True, timeout=600,
+    return subprocess.run([*prefix, RAGPIPE, *args], check=False, capture_output=True, text=True, timeout=600,
                           env={**os.environ, **(env or {})})
 
 
