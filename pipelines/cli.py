@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import getpass
 import json
 import os
 import signal
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -189,14 +189,8 @@ def _output_of(result, node: str) -> Any:
         return None
 
 
-def run_eval(settings: Settings, resource_overrides: dict | None = None, log_level: str = "INFO") -> dict[str, Any]:
-    """Run the ``evaluate`` job on the golden set's corpus: ingest (or reuse) the candidate
-    index, evaluate it, promote it if the gate passes. ValueError on invalid settings."""
-    from assets.evaluation.golden import CORPUS_DIR
-    from pipelines.definitions import EVAL_JOB
-
-    settings = replace(settings, source_dir=settings.golden_set_path / CORPUS_DIR)
-    result, seconds = _execute(settings, EVAL_JOB, resource_overrides, log_level)
+def _run_evaluation_job(settings: Settings, job: str, resource_overrides: dict | None, log_level: str) -> dict[str, Any]:
+    result, seconds = _execute(settings, job, resource_overrides, log_level)
     evaluation = _output_of(result, "rag_evaluation")
     return {
         "run_id": result.run_id, "success": result.success,
@@ -204,6 +198,22 @@ def run_eval(settings: Settings, resource_overrides: dict | None = None, log_lev
         "ingest": summarize(result, seconds), "evaluation": evaluation,
         "promotion": _output_of(result, "promoted_index"),
     }
+
+
+def run_eval(settings: Settings, resource_overrides: dict | None = None, log_level: str = "INFO") -> dict[str, Any]:
+    """Run ``evaluate_golden_set``: build or reuse the golden set's own candidate index in its
+    namespace, score it, promote it there if the gate passes. ValueError on invalid settings."""
+    from pipelines.definitions import GOLDEN_SET_JOB
+
+    return _run_evaluation_job(settings, GOLDEN_SET_JOB, resource_overrides, log_level)
+
+
+def run_promote(settings: Settings, resource_overrides: dict | None = None, log_level: str = "INFO") -> dict[str, Any]:
+    """Run ``promote_production``: bring the production candidate up to date with the source,
+    score it with the golden set's questions, move the serving alias if the gate passes."""
+    from pipelines.definitions import PRODUCTION_JOB
+
+    return _run_evaluation_job(settings, PRODUCTION_JOB, resource_overrides, log_level)
 
 
 def _print_evaluation(summary: dict[str, Any], settings: Settings) -> None:
@@ -218,8 +228,11 @@ def _print_evaluation(summary: dict[str, Any], settings: Settings) -> None:
         print(f"  {name:<28} {value:>8.3f}  {thresholds.get(name, '')}")
     if not summary["generation_tier"]:
         print("  generation metrics not computed (no generator/judge configured): retrieval tier only")
-    elif summary["unscored_values"]:
-        print(f"  {summary['unscored_values']} metric values could not be computed by the judge (left out)")
+    for name, counts in summary["scored"].items():
+        if counts["scored"] < counts["applicable"]:
+            print(f"  {name} scored on {counts['scored']} of {counts['applicable']} questions")
+    for error in summary["errors"]:
+        print(f"  error ({error['count']}×) in {error['where']}: {error['type']}: {error['message']}")
     print(f"  retrieval latency p50 {summary['retrieval_latency_ms']['p50']} ms, "
           f"p95 {summary['retrieval_latency_ms']['p95']} ms; tokens: "
           + ", ".join(f"{k} {v}" for k, v in summary["tokens"].items()))
@@ -231,10 +244,11 @@ def _print_evaluation(summary: dict[str, Any], settings: Settings) -> None:
         print(f"  {worst['id']}: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(worst["scores"].items())))
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
+def cmd_evaluation(args: argparse.Namespace, run) -> int:
+    """``ragpipe eval`` (run_eval) and ``ragpipe promote`` (run_promote): one report, one exit code."""
     settings = _settings(args)
     try:
-        report = run_eval(settings, log_level="DEBUG" if args.verbose else "INFO")
+        report = run(settings, log_level="DEBUG" if args.verbose else "INFO")
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -250,7 +264,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"promoted: alias {promotion['alias']} -> {promotion['collection']} "
                   f"(was {promotion['previous'] or 'none'}); kept {', '.join(promotion['kept'])}")
         elif gate_failed:
-            print(f"not promoted: the gate failed; alias {settings.collection} left as it was")
+            print(f"not promoted: the gate failed; alias {evaluation['alias']} left as it was")
     for error in report["ingest"]["errors"] if other_errors else []:
         print(f"error: {error}", file=sys.stderr)
     if other_errors:
@@ -334,14 +348,19 @@ def main(argv: list[str] | None = None) -> int:
     status_parser = commands.add_parser("status", help="ledger counts and collection sizes")
     status_parser.set_defaults(handler=cmd_status)
 
-    evaluate = commands.add_parser("eval", help="evaluate the golden set's candidate index; promote it if it passes")
-    evaluate.add_argument("--golden-set", help="a folder under golden_sets/ or a path (default: sample)")
-    evaluate.add_argument("--retriever", choices=("dense", "hybrid"), help="default: dense (RAGPIPE_RETRIEVER)")
-    evaluate.add_argument("--chunk-size", type=int, help="chunk size in embedder tokens")
-    evaluate.add_argument("--chunk-overlap", type=int, help="chunk overlap in embedder tokens")
-    evaluate.add_argument("--gate", action="store_true", help="exit 1 when the promotion gate fails")
-    evaluate.add_argument("--verbose", action="store_true", help="log every Dagster event")
-    evaluate.set_defaults(handler=cmd_eval)
+    evaluate = commands.add_parser(
+        "eval", help="build the golden set's own corpus in its own namespace, score it, promote it there if it passes")
+    promote = commands.add_parser(
+        "promote", help="score the production index on the golden set's questions; move the serving alias if it passes")
+    promote.add_argument("--source", type=Path, help="folder of documents (default: RAGPIPE_SOURCE_DIR)")
+    for sub, run in ((evaluate, run_eval), (promote, run_promote)):
+        sub.add_argument("--golden-set", help="a folder under golden_sets/ or a path (default: sample)")
+        sub.add_argument("--retriever", choices=("dense", "hybrid"), help="default: dense (RAGPIPE_RETRIEVER)")
+        sub.add_argument("--chunk-size", type=int, help="chunk size in embedder tokens")
+        sub.add_argument("--chunk-overlap", type=int, help="chunk overlap in embedder tokens")
+        sub.add_argument("--gate", action="store_true", help="exit 1 when the promotion gate fails")
+        sub.add_argument("--verbose", action="store_true", help="log every Dagster event")
+        sub.set_defaults(handler=functools.partial(cmd_evaluation, run=run))
 
     rollback = commands.add_parser("rollback", help="point the alias back to a kept index version")
     rollback.add_argument("version", help="an index version or a collection name (see ragpipe status)")
@@ -362,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     release.add_argument("--by", help="who releases it (default: the current user)")
     release.set_defaults(handler=cmd_quarantine_release)
 
-    for sub in (ingest, status_parser, evaluate, rollback, ui, listing, release):
+    for sub in (ingest, status_parser, evaluate, promote, rollback, ui, listing, release):
         sub.add_argument("--data-dir", type=Path, help="where state lives (default: .rag_data)")
         sub.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)

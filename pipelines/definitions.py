@@ -9,11 +9,13 @@ from dagster import (
     Definitions,
     EnvVar,
     FilesystemIOManager,
+    RunConfig,
     define_asset_job,
     in_process_executor,
 )
 
 from assets.evaluation.assets import EVALUATION_ASSETS
+from assets.evaluation.golden import CORPUS_DIR
 from assets.ingestion.assets import INGESTION_ASSETS
 from assets.promotion.assets import PROMOTION_ASSETS, rollback
 from assets.screening.assets import SCREENING_ASSETS
@@ -37,7 +39,9 @@ from resources.azure_ai import AzureLanguagePiiDetector, AzurePromptShield
 from resources.screening import HASH_SALT_ENV, ScreeningSettings, load_screening_file
 
 INGEST_JOB = "ingest"
-EVAL_JOB = "evaluate"
+GOLDEN_SET_JOB = "evaluate_golden_set"
+PRODUCTION_JOB = "promote_production"
+PIPELINE_GROUPS = ("ingestion", "screening", "evaluation", "promotion")
 QDRANT_API_KEY_ENV = "RAGPIPE_QDRANT_API_KEY"
 
 
@@ -108,25 +112,59 @@ def build_screening_settings(settings: Settings) -> ScreeningSettings:
     return ScreeningSettings(**fields, pii_hash_salt=salt)
 
 
+def golden_set_run_config(settings: Settings, resources: dict) -> RunConfig:
+    """The golden-set job's resources: the production ones, moved into the golden set's
+    namespace (its corpus as the source; its own collections, alias, ledger scope, staged
+    batches and step outputs), so the job cannot write the serving index or its ledger rows."""
+    namespace = settings.golden_namespace
+    root = settings.namespace_path(namespace)
+    return RunConfig(resources={
+        "source": LocalFolderSource(root=str(settings.golden_set_path / CORPUS_DIR)),
+        "ingestion_settings": resources["ingestion_settings"].model_copy(update={"namespace": namespace}),
+        "staging": resources["staging"].model_copy(update={"root": str(root / "staging")}),
+        "io_manager": FilesystemIOManager(base_dir=str(root / "storage")),
+    })
+
+
 def build_definitions(settings: Settings, resource_overrides: dict | None = None) -> Definitions:
-    """The code location for a profile; ``resource_overrides`` swaps backends by key."""
-    writer = {COLLECTION_TAG: settings.collection}  # one queued run per collection at a time
+    """The code location for a profile; ``resource_overrides`` swaps backends by key.
+
+    The two evaluation jobs run the same assets and differ only in where their data lives, so
+    the golden-set job carries its namespace as job-level run config (the default config the
+    UI's launchpad shows and launches, and the CLI runs as is) rather than a second, prefixed
+    copy of the asset graph: one definition per asset, two places its data can be. The step
+    outputs live under the namespace too, so neither job ever reads the other's manifests.
+    """
+    resources = {**build_resources(settings), **(resource_overrides or {})}
+    # One queued run per collection at a time: each job is tagged with the alias it writes.
+    golden_alias = resources["ingestion_settings"].model_copy(update={"namespace": settings.golden_namespace}).alias
+    writer = {COLLECTION_TAG: resources["ingestion_settings"].alias}
     ingest = define_asset_job(
         INGEST_JOB,
         selection=AssetSelection.groups("ingestion", "screening"),
         description="Bring the vector index up to date with the source, incrementally.",
         tags=writer,
     )
-    evaluate = define_asset_job(
-        EVAL_JOB,
-        selection=AssetSelection.groups("ingestion", "screening", "evaluation", "promotion"),
-        description="Bring the candidate index up to date, score it on the golden set, promote it if the gate passes.",
+    evaluate_golden_set = define_asset_job(
+        GOLDEN_SET_JOB,
+        selection=AssetSelection.groups(*PIPELINE_GROUPS),
+        config=golden_set_run_config(settings, resources),
+        tags={COLLECTION_TAG: golden_alias},
+        description=(f"Build the golden set's own corpus ({settings.golden_set_path.name}/corpus) in its own "
+                     f"namespace ({settings.golden_namespace}), score it and promote it within that namespace. "
+                     "Never touches the serving alias, its collections or the production ledger."),
+    )
+    promote_production = define_asset_job(
+        PRODUCTION_JOB,
+        selection=AssetSelection.groups(*PIPELINE_GROUPS),
+        description=("Bring the production candidate up to date with the source, score it with the golden "
+                     "set's questions, and move the serving alias to it only if the gate passes."),
         tags=writer,
     )
     return Definitions(
         assets=[*INGESTION_ASSETS, *SCREENING_ASSETS, *EVALUATION_ASSETS, *PROMOTION_ASSETS],
-        jobs=[ingest, evaluate, rollback],
-        resources={**build_resources(settings), **(resource_overrides or {})},
+        jobs=[ingest, evaluate_golden_set, promote_production, rollback],
+        resources=resources,
         executor=in_process_executor,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ class Settings:
     composite_threshold: float = Setting("RAGPIPE_COMPOSITE_THRESHOLD", resource=EvaluationSettings)
     max_recall_drop: float = Setting("RAGPIPE_MAX_RECALL_DROP", resource=EvaluationSettings)
     min_retrieval_recall: float = Setting("RAGPIPE_MIN_RETRIEVAL_RECALL", resource=EvaluationSettings)
+    min_scored_share: float = Setting("RAGPIPE_MIN_SCORED_SHARE", resource=EvaluationSettings)
     require_generation: bool = Setting("RAGPIPE_REQUIRE_GENERATION", resource=EvaluationSettings)
     keep_versions: int = Setting("RAGPIPE_KEEP_VERSIONS", resource=EvaluationSettings)
     # "azure": the url is the endpoint and the model the deployment.
@@ -135,6 +137,15 @@ class Settings:
     def golden_set_path(self) -> Path:
         named = GOLDEN_SETS / self.golden_set
         return named if named.is_dir() else Path(self.golden_set).expanduser().resolve()
+
+    @property
+    def golden_namespace(self) -> str:
+        """The golden set's own namespace: its collections, alias, ledger scope and staging."""
+        return "eval-" + re.sub(r"[^A-Za-z0-9_-]+", "-", self.golden_set_path.name)
+
+    def namespace_path(self, namespace: str) -> Path:
+        """Where a namespace keeps its staged batches and Dagster step outputs."""
+        return self.data_path / "namespaces" / namespace
 
     @property
     def evaluations_path(self) -> Path:

@@ -25,6 +25,14 @@ class IngestionSettings(ConfigurableResource):
     near_duplicate_threshold: float = 0.9
     # How long a run waits for another run writing the same collection before it gives up.
     writer_wait_s: float = 10.0
+    # Set only by the golden-set evaluation job: its own collections, alias and ledger scope
+    # (the namespace feeds the index version), so evaluation never writes the serving index.
+    namespace: str = ""
+
+    @property
+    def alias(self) -> str:
+        """The alias readers query, and the base of this namespace's collection names."""
+        return f"{self.collection}-{self.namespace}" if self.namespace else self.collection
 
     def validate_against(self, max_input_tokens: int, model_name: str) -> None:
         """Reject settings the embedder cannot honour, before any work starts."""
@@ -61,5 +69,6 @@ class EvaluationSettings(ConfigurableResource):
     composite_threshold: float = 0.78
     max_recall_drop: float = 0.05
     min_retrieval_recall: float = 0.75
+    min_scored_share: float = 0.9  # a metric scored on fewer of the questions it applies to fails its check
     require_generation: bool = False
     keep_versions: int = 3

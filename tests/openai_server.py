@@ -6,6 +6,9 @@ It speaks the real wire format (``POST /v1/chat/completions``, or Azure's
 - RAGAS judge: recognises each RAGAS prompt by its instruction, reads the JSON input that
   RAGAS appends, and answers in the prompt's output schema. Statement and attribution
   verdicts are 1 unless the test makes the judge strict (``faithful = False``).
+Two ways to break the judge, as real ones break: ``judge_down`` answers every judge request
+with an HTTP 500 error body; answers listed in ``statementless`` get no statements extracted,
+which RAGAS scores as NaN faithfulness (valid output that cannot be scored).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ class ChatServer:
         self.answers = answers  # question -> answer the generator gives
         self.questions = {answer: question for question, answer in answers.items()}
         self.faithful = True
+        self.judge_down = False
+        self.statementless: set[str] = set()
         self.requests: list[dict] = []
         self.headers: list[dict[str, str]] = []
         self.paths: list[str] = []
@@ -51,7 +56,8 @@ class ChatServer:
         data = json.loads(_INPUT.search(prompt).group(1))
         verdict = 1 if self.faithful else 0
         if prompt.startswith("Given a question and an answer, analyze the complexity"):
-            return json.dumps({"statements": _sentences(data["answer"])})
+            unscorable = data["answer"] in self.statementless
+            return json.dumps({"statements": [] if unscorable else _sentences(data["answer"])})
         if prompt.startswith("Your task is to judge the faithfulness"):
             return json.dumps({"statements": [{"statement": s, "reason": "checked against the context",
                                                "verdict": verdict} for s in data["statements"]]})
@@ -78,6 +84,10 @@ class ChatServer:
                 if not self.path.split("?")[0].endswith("/chat/completions"):  # OpenAI and Azure routes
                     self.send_error(404)
                     return
+                if server.judge_down and body["messages"][0]["content"] != GROUNDED_PROMPT:
+                    self._send(500, {"error": {"message": "the judge model is unavailable", "type": "server_error",
+                                               "param": None, "code": None}})
+                    return
                 content = server.reply(body["messages"])
                 n = body.get("n") or 1
                 prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
@@ -89,8 +99,11 @@ class ChatServer:
                     "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": n * len(content.split()),
                               "total_tokens": prompt_tokens + n * len(content.split())},
                 }
+                self._send(200, payload)
+
+            def _send(self, status: int, payload: dict) -> None:
                 encoded = json.dumps(payload).encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(encoded)))
                 self.end_headers()

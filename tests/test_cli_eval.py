@@ -18,7 +18,7 @@ def ragpipe(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(RAGPIPE), *args], capture_output=True, text=True, env=env, timeout=1200)
 
 
-def test_eval_gate_passes_on_the_sample_set_and_promotes(tmp_path):
+def test_eval_gate_passes_on_the_sample_set_and_promotes_within_its_namespace(tmp_path):
     run = ragpipe("eval", "--gate", "--json", "--data-dir", str(tmp_path))
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads(run.stdout)
@@ -26,11 +26,13 @@ def test_eval_gate_passes_on_the_sample_set_and_promotes(tmp_path):
     assert evaluation["golden_set"] == "sample" and evaluation["questions"] >= 50
     assert evaluation["gate_passed"] and not evaluation["generation_tier"]
     assert evaluation["aggregates"]["non_llm_context_recall"] >= 0.75
+    assert evaluation["collection"].startswith("knowledge-eval-sample__")
+    assert report["promotion"]["alias"] == "knowledge-eval-sample"
     assert report["promotion"]["collection"] == evaluation["collection"]
 
     status = json.loads(ragpipe("status", "--json", "--data-dir", str(tmp_path)).stdout)
-    assert status["alias"] == {"name": "knowledge", "target": evaluation["collection"]}
-    assert status["versions_kept"] == [evaluation["collection"]]
+    assert status["alias"] == {"name": "knowledge", "target": None}  # the serving alias is not evaluation's
+    assert status["collections"] == {evaluation["collection"]: report["ingest"]["points"]}
 
 
 def test_eval_gate_fails_readably_on_an_absurd_chunk_size(tmp_path):
@@ -40,9 +42,7 @@ def test_eval_gate_fails_readably_on_an_absurd_chunk_size(tmp_path):
     failure = next(line for line in run.stdout.splitlines() if "[FAIL]" in line)
     assert failure.startswith("  [FAIL] retrieval_floor: retrieval context recall 0.")
     assert "< floor 0.75" in failure and "chunk size/overlap" in failure
-    assert "not promoted: the gate failed" in run.stdout
-    status = json.loads(ragpipe("status", "--json", "--data-dir", str(tmp_path)).stdout)
-    assert status["alias"]["target"] is None
+    assert "not promoted: the gate failed; alias knowledge-eval-sample left as it was" in run.stdout
 
 
 def test_eval_with_both_tiers_makes_no_network_call(tmp_path):

@@ -29,6 +29,19 @@ def test_ingestion_assets_are_a_chain_with_descriptions_and_kinds():
     assert defs.resolve_job_def("ingest") is not None
 
 
+def test_the_golden_set_job_runs_in_the_golden_sets_namespace_and_production_in_none():
+    """What the UI launches: each job's default run config."""
+    from pipelines.definitions import GOLDEN_SET_JOB, PRODUCTION_JOB, defs
+    from pipelines.settings import GOLDEN_SETS
+
+    resources = defs.resolve_job_def(GOLDEN_SET_JOB).run_config["resources"]
+    assert resources["ingestion_settings"]["config"]["namespace"] == "eval-sample"
+    assert resources["source"]["config"]["root"] == str(GOLDEN_SETS / "sample" / "corpus")
+    assert resources["staging"]["config"]["root"].endswith("/namespaces/eval-sample/staging")
+    assert resources["io_manager"]["config"]["base_dir"].endswith("/namespaces/eval-sample/storage")
+    assert not defs.resolve_job_def(PRODUCTION_JOB).run_config
+
+
 def test_code_location_loads_from_pyproject():
     """`dagster definitions validate` reads [tool.dagster] from pyproject.toml, as `dagster dev` does."""
     dagster = Path(sys.executable).with_name("dagster")
@@ -51,6 +64,9 @@ def test_queued_runs_write_one_collection_at_a_time(tmp_path, monkeypatch):
     with DagsterInstance.get() as instance:
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
     assert {"key": COLLECTION_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
-    definitions = build_definitions(Settings(data_dir=tmp_path, collection="handbook"))
-    for job in ("ingest", "evaluate"):
+    settings = Settings(data_dir=tmp_path, collection="handbook")
+    definitions = build_definitions(settings)
+    for job in ("ingest", "promote_production"):
         assert definitions.resolve_job_def(job).tags[COLLECTION_TAG] == "handbook"
+    golden = definitions.resolve_job_def("evaluate_golden_set").tags[COLLECTION_TAG]
+    assert golden == f"handbook-{settings.golden_namespace}"

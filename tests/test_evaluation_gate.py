@@ -1,5 +1,6 @@
-"""End to end through Dagster: the evaluate job (ingestion → rag_evaluation and its blocking
-gate checks → promoted_index) and the rollback job, on a golden set the tests write.
+"""End to end through Dagster: the golden-set job (ingestion → rag_evaluation and its blocking
+gate checks → promoted_index, in the golden set's namespace) and the rollback job, on a golden
+set the tests write.
 
 The generation tier runs against ``openai_server.ChatServer``, a local HTTP server speaking
 the OpenAI chat-completions wire format (no LLM can run on this machine)."""
@@ -9,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import status
-from pipelines.definitions import EVAL_JOB, build_definitions
+from assets.promotion.versions import kept_collections
+from pipelines.cli import _print_evaluation, status
+from pipelines.definitions import GOLDEN_SET_JOB, PRODUCTION_JOB, build_definitions, build_resources
 from pipelines.settings import Settings
 from tests.golden_fixture import write_golden_set
+from resources.llm import OpenAICompatibleLLM
 from tests.openai_server import ChatServer
 
 API_KEY = "sk-test-not-a-real-key"
@@ -30,20 +33,39 @@ def settings_for(tmp_path: Path, golden_root: Path, server: ChatServer | None = 
         llm = {"generator_url": server.url, "generator_model": "generator-model",
                "judge_url": server.url, "judge_model": "judge-model"}
     return Settings(data_dir=tmp_path / "data", source_dir=golden_root / "corpus", golden_set=str(golden_root),
-                    top_k=3, **llm, **overrides)
+                    **{"top_k": 3, **llm, **overrides})
 
 
-def run_eval(settings: Settings):
-    return build_definitions(settings).resolve_job_def(EVAL_JOB).execute_in_process(raise_on_error=False)
+def run_eval(settings: Settings, job: str = GOLDEN_SET_JOB, **resource_overrides):
+    definitions = build_definitions(settings, resource_overrides or None)
+    return definitions.resolve_job_def(job).execute_in_process(raise_on_error=False)
+
+
+def check_evaluations(result) -> dict:
+    evaluations = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    return {e.check_name: e for e in evaluations if e.asset_key.to_user_string() == "rag_evaluation"}
 
 
 def checks(result) -> dict[str, tuple[bool, str]]:
-    evaluations = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    return {e.check_name: (e.passed, e.description) for e in evaluations if e.asset_key.to_user_string() == "rag_evaluation"}
+    return {name: (e.passed, e.description) for name, e in check_evaluations(result).items()}
+
+
+def golden_alias(settings: Settings) -> str:
+    return f"{settings.collection}-{settings.golden_namespace}"
 
 
 def alias_target(settings: Settings) -> str | None:
-    return status(settings)["alias"]["target"]
+    """Where the golden set's namespace alias points (the job never moves the serving one)."""
+    store = build_resources(settings)["vector_store"]
+    try:
+        return store.alias_target(golden_alias(settings))
+    finally:
+        store.close()
+
+
+def versions_kept(settings: Settings) -> list[str]:
+    history = build_resources(settings)["evaluation_store"].promotions(golden_alias(settings))
+    return kept_collections(history, settings.keep_versions)
 
 
 def test_passing_generation_run_promotes(tmp_path, golden, monkeypatch):
@@ -81,7 +103,7 @@ def test_passing_generation_run_promotes(tmp_path, golden, monkeypatch):
     lines = [json.loads(line) for line in results_file.read_text().splitlines()]
     assert len(lines) == 8 and {line["id"] for line in lines} == {f"q{i}" for i in range(1, 9)}
     assert alias_target(settings) == summary["collection"]
-    assert status(settings)["versions_kept"] == [summary["collection"]]
+    assert versions_kept(settings) == [summary["collection"]]
 
 
 def test_low_faithfulness_is_blocked_and_leaves_the_alias(tmp_path, golden):
@@ -101,18 +123,69 @@ def test_low_faithfulness_is_blocked_and_leaves_the_alias(tmp_path, golden):
     assert alias_target(candidate_settings) == promoted
 
 
-def test_context_recall_regression_is_blocked(tmp_path, golden):
+def test_context_recall_regression_is_blocked_across_a_retriever_and_top_k_change(tmp_path, golden):
+    """The baseline is the promoted version's evaluation on the same golden set, even though
+    it used another retriever and k: that change is what the check exists to judge."""
     root, _ = golden
     baseline = settings_for(tmp_path, root, min_retrieval_recall=0.0)
     promoted = run_eval(baseline).output_for_node("rag_evaluation")["collection"]
-    candidate = settings_for(tmp_path, root, min_retrieval_recall=0.0, chunk_size_tokens=16, chunk_overlap_tokens=0)
+    candidate = settings_for(tmp_path, root, min_retrieval_recall=0.0, chunk_size_tokens=16, chunk_overlap_tokens=0,
+                             retriever="hybrid", top_k=4)
     result = run_eval(candidate)
     assert not result.success
-    passed, reason = checks(result)["context_recall_regression"]
-    assert not passed
-    assert reason.startswith("non_llm_context_recall 0.") and f"below the promoted {promoted}'s 1.000" in reason
+    regression = check_evaluations(result)["context_recall_regression"]
+    assert not regression.passed
+    assert regression.description.startswith("non_llm_context_recall 0.")
+    assert f"below the promoted {promoted}'s 1.000" in regression.description
+    baseline_setup = {key: regression.metadata[f"baseline_{key}"].value for key in ("collection", "retriever", "top_k")}
+    assert baseline_setup == {"collection": promoted, "retriever": "dense", "top_k": 3}
     assert checks(result)["retrieval_floor"][0]  # the floor is off here: the regression alone blocks
     assert alias_target(candidate) == promoted
+
+
+def test_a_judge_that_errors_on_every_call_fails_the_gate_with_its_errors(tmp_path, golden, capsys):
+    root, answers = golden
+    with ChatServer(answers) as server:
+        server.judge_down = True
+        settings = settings_for(tmp_path, root, server)
+        # no client retries: every call fails the same way, and the test stays fast
+        result = run_eval(settings, judge=OpenAICompatibleLLM(base_url=server.url, model="judge-model", max_retries=0))
+    assert not result.success
+    summary = result.output_for_node("rag_evaluation")
+    assert summary["generation_tier"] and not summary["gate_passed"]
+    assert summary["scored"]["faithfulness"] == {"scored": 0, "applicable": 6}
+    for name in ("faithfulness", "composite"):
+        check = check_evaluations(result)[name]
+        assert not check.passed
+        assert "faithfulness scored on 0 of 6 questions (at least 90% required)" in check.description
+        assert "InternalServerError" in check.description and "not computed" not in check.description
+        errors = check.metadata["errors"].value
+        assert {e["where"] for e in errors} == {"faithfulness", "answer_relevancy", "context_recall",
+                                                "context_precision"}
+        assert {e["type"] for e in errors} == {"InternalServerError"}
+        assert all("the judge model is unavailable" in e["message"] and len(e["message"]) <= 120 for e in errors)
+        assert sum(e["count"] for e in errors if e["where"] == "faithfulness") == 6
+    assert check_evaluations(result)["retrieval_floor"].passed  # the retrieval tier needs no judge
+    assert not result.asset_materializations_for_node("promoted_index") and alias_target(settings) is None
+    _print_evaluation(summary, settings)  # what `ragpipe eval` prints
+    printed = capsys.readouterr().out
+    assert "faithfulness scored on 0 of 6 questions" in printed
+    assert "error (6×) in faithfulness: InternalServerError: Error code: 500" in printed
+
+
+def test_a_judge_whose_output_scores_nan_on_most_questions_fails_on_the_scored_share(tmp_path, golden):
+    root, answers = golden
+    with ChatServer(answers) as server:
+        server.statementless = set(list(answers.values())[:5])  # 5 of the 6 answerable questions
+        result = run_eval(settings_for(tmp_path, root, server))
+    assert not result.success
+    summary = result.output_for_node("rag_evaluation")
+    assert summary["scored"]["faithfulness"] == {"scored": 1, "applicable": 6}
+    assert summary["aggregates"]["faithfulness"] == 1.0  # the one scored question alone would pass
+    for name in ("faithfulness", "composite"):
+        passed, reason = checks(result)[name]
+        assert not passed and reason.startswith("faithfulness scored on 1 of 6 questions (at least 90% required)")
+    assert checks(result)["retrieval_floor"][0] and checks(result)["context_recall_regression"][0]
 
 
 def test_require_generation_without_a_judge_fails(tmp_path, golden):
@@ -133,25 +206,30 @@ def test_production_profile_requires_generation():
 
 
 def test_rollback_job_points_the_alias_back_and_old_versions_are_dropped(tmp_path, golden):
+    """On the production path: the golden set's corpus is the production source here."""
     root, _ = golden
+
+    def promote(settings: Settings) -> str:
+        return run_eval(settings, PRODUCTION_JOB).output_for_node("rag_evaluation")["collection"]
+
     first = settings_for(tmp_path, root, keep_versions=2)
-    first_collection = run_eval(first).output_for_node("rag_evaluation")["collection"]
+    first_collection = promote(first)
     second = settings_for(tmp_path, root, keep_versions=2, chunk_size_tokens=150)
-    second_collection = run_eval(second).output_for_node("rag_evaluation")["collection"]
-    assert alias_target(second) == second_collection
+    second_collection = promote(second)
+    assert status(second)["alias"]["target"] == second_collection
     assert status(second)["versions_kept"] == [second_collection, first_collection]
 
     rollback = build_definitions(second).resolve_job_def("rollback").execute_in_process(
         run_config={"ops": {"roll_back_alias": {"config": {"version": first_collection.split("__")[1]}}}},
     )
-    assert rollback.success and alias_target(second) == first_collection
+    assert rollback.success and status(second)["alias"]["target"] == first_collection
     unknown = build_definitions(second).resolve_job_def("rollback").execute_in_process(
         run_config={"ops": {"roll_back_alias": {"config": {"version": "0000000000"}}}}, raise_on_error=False,
     )
-    assert not unknown.success and alias_target(second) == first_collection
+    assert not unknown.success and status(second)["alias"]["target"] == first_collection
 
     third = settings_for(tmp_path, root, keep_versions=2, chunk_size_tokens=100)
-    third_collection = run_eval(third).output_for_node("rag_evaluation")["collection"]
+    third_collection = promote(third)
     report = status(third)
     assert report["versions_kept"] == [third_collection, first_collection]
     assert second_collection not in report["collections"]  # promoted once, now beyond the last 2

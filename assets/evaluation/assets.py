@@ -33,15 +33,18 @@ CHECK_DESCRIPTIONS = {
     "composite": "Composite (mean of faithfulness, answer relevancy, context recall and precision) is above "
                  "its threshold (default 0.78); needs a generator and a judge.",
     "context_recall_regression": "Context recall is no more than max_recall_drop (default 5%) below the "
-                                 "promoted version's last evaluation on the same golden set and retriever.",
+                                 "promoted version's last evaluation on the same golden set (whatever its "
+                                 "retriever or top k).",
 }
+SCORED_SHARE_NOTE = (" Each fails when a metric it reads was scored on fewer than min_scored_share (default 90%) "
+                     "of the questions it applies to; the generator's and judge's errors are in its metadata.")
 
 
 def thresholds_of(settings: EvaluationSettings) -> gate.GateThresholds:
     return gate.GateThresholds(
         faithfulness=settings.faithfulness_threshold, composite=settings.composite_threshold,
         max_recall_drop=settings.max_recall_drop, min_retrieval_recall=settings.min_retrieval_recall,
-        require_generation=settings.require_generation,
+        min_scored_share=settings.min_scored_share, require_generation=settings.require_generation,
     )
 
 
@@ -55,14 +58,15 @@ def _worst_table(evaluation: Evaluation) -> MetadataValue:
     return MetadataValue.md("\n".join(lines))
 
 
-def _summary(run_id: str, golden, index: dict, alias: str, promoted: str | None, comparable: dict,
+def _summary(run_id: str, golden, index: dict, alias: str, promoted: str | None, setup: dict,
              evaluation: Evaluation, verdicts: list[gate.Verdict], models: dict) -> dict:
     """What the run concluded: the asset's value, the summary file and the CLI's report."""
     return {
-        **comparable, "run_id": run_id, "golden_set": golden.name, "questions": len(golden.questions),
+        **setup, "run_id": run_id, "golden_set": golden.name, "questions": len(golden.questions),
         "collection": index["collection"], "index_version": index["index_version"], "alias": alias,
         "promoted_collection": promoted, "models": models, "generation_tier": evaluation.generation,
-        "unscored_values": evaluation.unscored, "aggregates": evaluation.aggregates, "tokens": evaluation.tokens,
+        "unscored_values": evaluation.unscored, "scored": evaluation.coverage, "errors": evaluation.errors,
+        "aggregates": evaluation.aggregates, "tokens": evaluation.tokens,
         "retrieval_latency_ms": evaluation.latency_ms,
         "gate": [{"check": v.check, "passed": v.passed, "reason": v.reason} for v in verdicts],
         "gate_passed": all(v.passed for v in verdicts),
@@ -77,7 +81,7 @@ def _metadata(summary: dict, evaluation: Evaluation) -> dict:
         collection=summary["collection"], golden_set=summary["golden_set"], retriever=summary["retriever"],
         top_k=summary["top_k"], models=MetadataValue.json(summary["models"]),
         generation_tier="computed" if evaluation.generation else "not computed (no generator/judge configured)",
-        unscored_values=evaluation.unscored, **evaluation.tokens,
+        unscored_values=evaluation.unscored, errors=MetadataValue.json(evaluation.errors), **evaluation.tokens,
         retrieval_latency_p50_ms=evaluation.latency_ms["p50"], retrieval_latency_p95_ms=evaluation.latency_ms["p95"],
         worst_questions=_worst_table(evaluation),
     )
@@ -93,7 +97,7 @@ def _metadata(summary: dict, evaluation: Evaluation) -> dict:
         "recall/precision always; RAGAS faithfulness, answer relevancy and LLM context precision/"
         "recall when a generator and a judge are configured. Its blocking checks are the promotion gate."
     ),
-    check_specs=[AssetCheckSpec(name, asset="rag_evaluation", blocking=True, description=text)
+    check_specs=[AssetCheckSpec(name, asset="rag_evaluation", blocking=True, description=text + SCORED_SHARE_NOTE)
                  for name, text in CHECK_DESCRIPTIONS.items()],
 )
 def rag_evaluation(
@@ -112,14 +116,18 @@ def rag_evaluation(
         golden = load_golden_set(Path(settings.golden_set_dir))
     except GoldenSetError as error:
         raise Failure(description=str(error)) from None
-    collection, alias = vector_index.extra["collection"], ingestion_settings.collection
+    collection, alias = vector_index.extra["collection"], ingestion_settings.alias
     retriever = Retriever(vector_store, embedder, collection, settings.retriever)
     evaluation = evaluate_candidate(golden, retriever, settings.top_k, embedder, generator, judge)
-    comparable = {"golden_set_fingerprint": golden.fingerprint, "retriever": settings.retriever, "top_k": settings.top_k}
+    # The baseline is the promoted version on the same questions, whatever its retriever or k:
+    # a change of retriever or k is exactly what the regression check must judge.
+    same_questions = {"golden_set_fingerprint": golden.fingerprint}
     promoted = vector_store.alias_target(alias)
-    baseline = evaluation_store.latest_summary(promoted, comparable) if promoted else None
-    verdicts = gate.judge(evaluation.aggregates, baseline, thresholds_of(settings))
-    summary = _summary(context.run_id, golden, vector_index.extra, alias, promoted, comparable, evaluation, verdicts,
+    baseline = evaluation_store.latest_summary(promoted, same_questions) if promoted else None
+    verdicts = gate.judge(evaluation.aggregates, baseline, thresholds_of(settings),
+                          gate.Scoring(evaluation.coverage, evaluation.errors))
+    setup = {**same_questions, "retriever": settings.retriever, "top_k": settings.top_k}
+    summary = _summary(context.run_id, golden, vector_index.extra, alias, promoted, setup, evaluation, verdicts,
                        {role: model.identity() for role, model in (("generator", generator), ("judge", judge)) if model})
     results_path = evaluation_store.save_run(context.run_id, summary, [r.to_dict() for r in evaluation.results])
     metadata = _metadata(summary, evaluation)

@@ -2,13 +2,18 @@
 
 Every check reads numbers and returns a verdict with a reason an operator can act on. No
 judge never passes a generation check silently: the verdict says the generation metrics
-were not computed, and ``require_generation`` turns that into a failure.
+were not computed, and ``require_generation`` turns that into a failure. A judge that was
+configured but errs or returns unusable output is not "no judge": a metric scored on fewer
+than ``min_scored_share`` of the questions it applies to fails its check, with the errors.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from assets.evaluation.scoring import GENERATION_METRICS
 
 GATE_CHECKS = ("retrieval_floor", "faithfulness", "composite", "context_recall_regression")
 RECALL_METRICS = ("context_recall", "non_llm_context_recall")
@@ -20,7 +25,26 @@ class GateThresholds:
     composite: float = 0.78
     max_recall_drop: float = 0.05  # relative to the promoted version's last evaluation
     min_retrieval_recall: float = 0.75  # non-LLM context recall floor, retrieval tier
+    min_scored_share: float = 0.9  # of the questions a metric applies to
     require_generation: bool = False
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How completely the metrics were computed: per metric the questions scored and the
+    questions it applies to (``scoring.coverage``), and the errors behind the gaps."""
+
+    coverage: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    errors: Sequence[Mapping[str, Any]] = ()
+
+    def shortfalls(self, metrics: Sequence[str], minimum: float) -> list[str]:
+        found = []
+        for name in metrics:
+            counts = self.coverage.get(name)
+            if counts and counts["scored"] < minimum * counts["applicable"]:
+                found.append(f"{name} scored on {counts['scored']} of {counts['applicable']} questions "
+                             f"(at least {minimum:.0%} required)")
+        return found
 
 
 @dataclass(frozen=True)
@@ -31,8 +55,22 @@ class Verdict:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def _generation_threshold(check: str, aggregates: dict[str, float], minimum: float,
-                          thresholds: GateThresholds) -> Verdict:
+def _incomplete(check: str, metrics: Sequence[str], scoring: Scoring, thresholds: GateThresholds) -> Verdict | None:
+    """A failing verdict when one of ``metrics`` was scored on too few questions."""
+    shortfalls = scoring.shortfalls(metrics, thresholds.min_scored_share)
+    if not shortfalls:
+        return None
+    errors = "; ".join(f"{e['count']}× {e['where']} {e['type']}: {e['message']}" for e in scoring.errors)
+    return Verdict(check, False, "; ".join(shortfalls) + (f". Errors: {errors}" if errors else ""),
+                   {"scored": {name: dict(scoring.coverage[name]) for name in metrics if name in scoring.coverage},
+                    "min_scored_share": thresholds.min_scored_share, "errors": [dict(e) for e in scoring.errors]})
+
+
+def _generation_threshold(check: str, metrics: Sequence[str], aggregates: dict[str, float], minimum: float,
+                          thresholds: GateThresholds, scoring: Scoring) -> Verdict:
+    incomplete = _incomplete(check, metrics, scoring, thresholds)
+    if incomplete:
+        return incomplete
     value = aggregates.get(check)
     if value is None:
         if thresholds.require_generation:
@@ -45,29 +83,36 @@ def _generation_threshold(check: str, aggregates: dict[str, float], minimum: flo
                    {"value": value, "threshold": minimum})
 
 
-def _retrieval_floor(aggregates: dict[str, float], thresholds: GateThresholds) -> Verdict:
+def _retrieval_floor(aggregates: dict[str, float], thresholds: GateThresholds, scoring: Scoring) -> Verdict:
+    incomplete = _incomplete("retrieval_floor", ("non_llm_context_recall",), scoring, thresholds)
+    if incomplete:
+        return incomplete
     value = aggregates.get("non_llm_context_recall")
     if value is None:
         return Verdict("retrieval_floor", False, "non-LLM context recall was not computed: the golden set "
-                       "has no answerable question with reference_contexts, or nothing was retrieved")
+                       "has no answerable question with reference_contexts")
     passed = value >= thresholds.min_retrieval_recall
     reason = (f"retrieval context recall {value:.3f} {'>=' if passed else '<'} floor "
               f"{thresholds.min_retrieval_recall:.2f} (hit rate {aggregates.get('hit_rate', 0):.3f})")
     if not passed and aggregates.get("hit_rate") == 0:
         reason += (": no retrieved chunk comes from a reference source; was the index built from the "
-                   "golden set's corpus/ (ragpipe eval does that)?")
+                   "golden set's corpus/ (ragpipe eval does that), or does the production corpus hold its files?")
     elif not passed:
         reason += ": the retrieved chunks miss most reference passages (chunk size/overlap or embedder?)"
     return Verdict("retrieval_floor", passed, reason, {"value": value, "threshold": thresholds.min_retrieval_recall})
 
 
 def _recall_regression(aggregates: dict[str, float], baseline: dict[str, Any] | None,
-                       thresholds: GateThresholds) -> Verdict:
+                       thresholds: GateThresholds, scoring: Scoring) -> Verdict:
     check = "context_recall_regression"
+    incomplete = _incomplete(check, RECALL_METRICS, scoring, thresholds)
+    if incomplete:
+        return incomplete
     if baseline is None:
-        return Verdict(check, True, "no promoted version evaluated on this golden set and retriever: "
-                       "nothing to compare against")
-    previous, drops, metadata = baseline["aggregates"], [], {"baseline_collection": baseline["collection"]}
+        return Verdict(check, True, "no promoted version evaluated on this golden set: nothing to compare against")
+    previous, drops = baseline["aggregates"], []
+    metadata = {"baseline_collection": baseline["collection"], "baseline_run_id": baseline.get("run_id"),
+                "baseline_retriever": baseline.get("retriever"), "baseline_top_k": baseline.get("top_k")}
     for name in RECALL_METRICS:
         if name in aggregates and name in previous:
             floor = previous[name] * (1 - thresholds.max_recall_drop)
@@ -82,11 +127,13 @@ def _recall_regression(aggregates: dict[str, float], baseline: dict[str, Any] | 
                    f"{baseline['collection']}", metadata)
 
 
-def judge(aggregates: dict[str, float], baseline: dict[str, Any] | None, thresholds: GateThresholds) -> list[Verdict]:
+def judge(aggregates: dict[str, float], baseline: dict[str, Any] | None, thresholds: GateThresholds,
+          scoring: Scoring = Scoring()) -> list[Verdict]:
     """Every gate check's verdict, in GATE_CHECKS order."""
     return [
-        _retrieval_floor(aggregates, thresholds),
-        _generation_threshold("faithfulness", aggregates, thresholds.faithfulness, thresholds),
-        _generation_threshold("composite", aggregates, thresholds.composite, thresholds),
-        _recall_regression(aggregates, baseline, thresholds),
+        _retrieval_floor(aggregates, thresholds, scoring),
+        _generation_threshold("faithfulness", ("faithfulness",), aggregates, thresholds.faithfulness,
+                              thresholds, scoring),
+        _generation_threshold("composite", GENERATION_METRICS, aggregates, thresholds.composite, thresholds, scoring),
+        _recall_regression(aggregates, baseline, thresholds, scoring),
     ]

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.embeddings import Embeddings
 
 from assets.evaluation.golden import GoldenQuestion, GoldenSet
@@ -32,6 +33,8 @@ RAGAS_NAMES = {  # RAGAS metric name -> ours
     "llm_context_precision_with_reference": "context_precision",
 }
 ABSTENTION = "I don't know"
+MAX_ERROR_KINDS = 10
+MAX_ERROR_MESSAGE = 120
 GROUNDED_PROMPT = (
     "You answer questions about a company's knowledge base using only the numbered context "
     "passages below. Do not use any other knowledge. If the passages do not contain the "
@@ -87,6 +90,45 @@ def score_ranking(question: GoldenQuestion, result: QuestionResult, texts: list[
     result.scores.update(hit_rate=scores.hit, mrr=scores.reciprocal_rank, ndcg=scores.ndcg)
 
 
+class ErrorLog:
+    """Errors of the generator and the judge, grouped by where they happened, their type and
+    message; bounded (the first MAX_ERROR_KINDS kinds) and short (the message's first line, cut
+    to MAX_ERROR_MESSAGE characters): metadata stays small, and the prompt or model output a
+    library quotes on later lines (where passages would be) is left out."""
+
+    def __init__(self):
+        self._counts: dict[tuple[str, str, str], int] = {}
+
+    def add(self, where: str, error: BaseException) -> None:
+        lines = str(error).strip().splitlines()
+        key = (where, type(error).__name__, (lines[0] if lines else "")[:MAX_ERROR_MESSAGE])
+        if key in self._counts or len(self._counts) < MAX_ERROR_KINDS:
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def entries(self) -> list[dict[str, Any]]:
+        return [{"where": where, "type": kind, "message": message, "count": count}
+                for (where, kind, message), count in self._counts.items()]
+
+
+class MetricErrors(BaseCallbackHandler):
+    """Hands the ErrorLog every exception a RAGAS metric gave up on: with
+    ``raise_exceptions=False`` RAGAS only logs it and scores NaN."""
+
+    def __init__(self, log: ErrorLog):
+        self._log = log
+        self._metric_runs: dict[Any, str] = {}
+
+    def on_chain_start(self, serialized, inputs, *, run_id, metadata=None, **kwargs) -> None:
+        from ragas.callbacks import ChainType
+
+        if (metadata or {}).get("type") == ChainType.METRIC:
+            self._metric_runs[run_id] = RAGAS_NAMES.get(serialized["name"], serialized["name"])
+
+    def on_chain_error(self, error, *, run_id, **kwargs) -> None:
+        if run_id in self._metric_runs:
+            self._log.add(self._metric_runs[run_id], error)
+
+
 class EmbedderForRagas(Embeddings):
     """The pipeline's embedder, as the LangChain embeddings RAGAS's answer relevancy needs."""
 
@@ -100,8 +142,10 @@ class EmbedderForRagas(Embeddings):
         return self._embedder.embed([text])[0]
 
 
-def run_ragas(samples: list[dict[str, Any]], metrics: list, llm=None, embeddings=None) -> tuple[list[dict[str, float]], int]:
-    """Score samples with RAGAS; returns per-sample scores (our names) and the judge's tokens."""
+def run_ragas(samples: list[dict[str, Any]], metrics: list, errors: ErrorLog, llm=None,
+              embeddings=None) -> tuple[list[dict[str, float]], int]:
+    """Score samples with RAGAS; returns per-sample scores (our names, NaN where a metric could
+    not be computed, its error in ``errors``) and the judge's tokens."""
     from ragas import EvaluationDataset, RunConfig, evaluate
     from ragas.cost import get_token_usage_for_openai
 
@@ -111,29 +155,38 @@ def run_ragas(samples: list[dict[str, Any]], metrics: list, llm=None, embeddings
         EvaluationDataset.from_list(samples), metrics=metrics, llm=llm, embeddings=embeddings,
         token_usage_parser=get_token_usage_for_openai if llm is not None else None,
         run_config=RunConfig(timeout=300, max_retries=2, max_workers=4),
-        show_progress=False, raise_exceptions=False,
+        show_progress=False, raise_exceptions=False, callbacks=[MetricErrors(errors)],
     )
     scores = [{RAGAS_NAMES[name]: float(value) for name, value in row.items() if name in RAGAS_NAMES}
               for row in result.scores]
     tokens = 0
-    if llm is not None:
+    if llm is not None and result.cost_cb.usage_data:  # none when every judge call failed
         usage = result.total_tokens()
         tokens = usage.input_tokens + usage.output_tokens
     return scores, tokens
 
 
-def score_retrieval(golden: GoldenSet, results: list[QuestionResult], contexts: list[list[str]]) -> None:
+def unscored(names) -> dict[str, float]:
+    """NaN for metrics that apply to a question but could not be computed: they count against
+    the metric's scored share in the gate."""
+    return dict.fromkeys(names, math.nan)
+
+
+def score_retrieval(golden: GoldenSet, results: list[QuestionResult], contexts: list[list[str]],
+                    errors: ErrorLog) -> None:
     from ragas.metrics import NonLLMContextPrecisionWithReference, NonLLMContextRecall
 
     scored = [(q, r, c) for q, r, c in zip(golden.questions, results, contexts) if q.answerable]
     for question, result, texts in scored:
         score_ranking(question, result, texts)
+        if question.reference_contexts and not texts:
+            result.scores.update(unscored(("non_llm_context_recall", "non_llm_context_precision")))
     with_passages = [(q, r, c) for q, r, c in scored if q.reference_contexts and c]
     metrics = [NonLLMContextRecall(_distance_measure=PassageCoverage()),
                NonLLMContextPrecisionWithReference(distance_measure=PassageCoverage())]
     samples = [{"user_input": q.question, "retrieved_contexts": c, "reference_contexts": list(q.reference_contexts)}
                for q, _, c in with_passages]
-    for (_, result, _), scores in zip(with_passages, run_ragas(samples, metrics)[0], strict=True):
+    for (_, result, _), scores in zip(with_passages, run_ragas(samples, metrics, errors)[0], strict=True):
         result.scores.update(scores)
 
 
@@ -148,24 +201,31 @@ def is_abstention(answer: str) -> bool:
 
 
 def score_generation(golden: GoldenSet, results: list[QuestionResult], contexts: list[list[str]],
-                     generator, judge, embedder) -> dict[str, int]:
-    """Answer every question, score the answers; returns the tokens each LLM used."""
+                     generator, judge, embedder, errors: ErrorLog) -> dict[str, int]:
+    """Answer every question, score the answers; returns the tokens each LLM used. A question
+    the generator fails on is logged and left unscored, never a reason to stop the run."""
     from ragas.embeddings import LangchainEmbeddingsWrapper
     from ragas.llms import LangchainLLMWrapper
     from ragas.metrics import Faithfulness, LLMContextPrecisionWithReference, LLMContextRecall, ResponseRelevancy
 
     generator_tokens = 0
     for question, result, texts in zip(golden.questions, results, contexts):
-        completion = generator.complete(answer_messages(question.question, texts))
+        try:
+            completion = generator.complete(answer_messages(question.question, texts))
+        except Exception as error:  # noqa: BLE001 - the gate fails on the scored share, with the errors
+            errors.add("generator", error)
+            result.scores.update(unscored(GENERATION_METRICS if question.answerable else ("abstention",)))
+            continue
         generator_tokens += completion.prompt_tokens + completion.completion_tokens
         result.answer = completion.texts[0]
         if not question.answerable:
             result.scores["abstention"] = 1.0 if is_abstention(result.answer) else 0.0
-    scored = [(q, r, c) for q, r, c in zip(golden.questions, results, contexts) if q.answerable]
+    scored = [(q, r, c) for q, r, c in zip(golden.questions, results, contexts)
+              if q.answerable and r.answer is not None]
     samples = [{"user_input": q.question, "retrieved_contexts": c, "response": r.answer, "reference": q.ground_truth}
                for q, r, c in scored]
     metrics = [Faithfulness(), ResponseRelevancy(strictness=3), LLMContextPrecisionWithReference(), LLMContextRecall()]
-    scores, judge_tokens = run_ragas(samples, metrics, llm=LangchainLLMWrapper(judge.langchain_model()),
+    scores, judge_tokens = run_ragas(samples, metrics, errors, llm=LangchainLLMWrapper(judge.langchain_model()),
                                      embeddings=LangchainEmbeddingsWrapper(EmbedderForRagas(embedder)))
     for (_, result, _), question_scores in zip(scored, scores, strict=True):
         result.scores.update(question_scores)
@@ -175,6 +235,17 @@ def score_generation(golden: GoldenSet, results: list[QuestionResult], contexts:
 def _mean(values: list[float]) -> float | None:
     present = [v for v in values if v is not None and not math.isnan(v)]
     return round(sum(present) / len(present), 4) if present else None
+
+
+def coverage(results: list[QuestionResult]) -> dict[str, dict[str, int]]:
+    """Per metric, the questions it applies to and how many of them it scored (not NaN)."""
+    counts: dict[str, dict[str, int]] = {}
+    for result in results:
+        for name, value in result.scores.items():
+            entry = counts.setdefault(name, {"scored": 0, "applicable": 0})
+            entry["applicable"] += 1
+            entry["scored"] += not math.isnan(value)
+    return counts
 
 
 def aggregate(results: list[QuestionResult]) -> dict[str, float]:
@@ -215,20 +286,24 @@ class Evaluation:
     tokens: dict[str, int]
     latency_ms: dict[str, float]
     generation: bool  # whether the generation tier ran
-    unscored: int  # metric values RAGAS could not compute (judge errors, unparsable output)
+    unscored: int  # metric values that could not be computed (generator or judge errors, NaN output)
+    coverage: dict[str, dict[str, int]]  # per metric: questions scored and questions it applies to
+    errors: list[dict[str, Any]]  # ErrorLog.entries()
 
 
 def evaluate_candidate(golden: GoldenSet, retriever, k: int, embedder, generator=None, judge=None) -> Evaluation:
     """Both tiers over one candidate index; the generation tier only with a generator and a judge."""
+    errors = ErrorLog()
     results, contexts = retrieve_all(golden, retriever, k)
-    score_retrieval(golden, results, contexts)
+    score_retrieval(golden, results, contexts, errors)
     generation = generator is not None and judge is not None
     tokens = {"generator_tokens": 0, "judge_tokens": 0}
     if generation:
-        tokens = score_generation(golden, results, contexts, generator, judge, embedder)
+        tokens = score_generation(golden, results, contexts, generator, judge, embedder, errors)
     latencies = [r.latency_ms for r in results]
     return Evaluation(
         results=results, aggregates=aggregate(results), tokens=tokens, generation=generation,
         unscored=sum(1 for r in results for value in r.scores.values() if math.isnan(value)),
+        coverage=coverage(results), errors=errors.entries(),
         latency_ms={"p50": round(percentile(latencies, 0.5), 2), "p95": round(percentile(latencies, 0.95), 2)},
     )

@@ -108,7 +108,7 @@ def raw_documents(
     except ValueError as error:
         raise Failure(description=str(error)) from None
     version = stages.current_index_version(embedder, ingestion_settings, pii_config.fingerprint())
-    collection = stages.collection_name(ingestion_settings.collection, version)
+    collection = stages.collection_name(ingestion_settings.alias, version)
     _hold_writer_lease(context, ledger, collection, ingestion_settings.writer_wait_s)
     rows = ledger.rows(version)
     if rows and not vector_store.collection_exists(collection):  # dropped by hand: rebuild it all

@@ -41,8 +41,12 @@ from resources.staging import BatchWriter
 
 
 def current_index_version(embedder, settings, pii_policy: dict) -> str:
+    """The version of everything that shapes vectors, plus the namespace when there is one
+    (so production versions stay as they were and an evaluation never shares their ledger rows)."""
+    namespace = {"namespace": settings.namespace} if settings.namespace else {}
     return index_version(
         {
+            **namespace,
             "embedder": embedder.identity(),
             "chunk_size_tokens": settings.chunk_size_tokens,
             "chunk_overlap_tokens": settings.chunk_overlap_tokens,

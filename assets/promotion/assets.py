@@ -45,9 +45,9 @@ def move_alias(vector_store: VectorStore, store: EvaluationStore, alias: str, co
     group_name=GROUP,
     kinds={"python", "qdrant"},
     description=(
-        "Points the serving alias (the collection base name) at the evaluated candidate, atomically, "
-        "only when every blocking gate check on rag_evaluation passed; keeps the last N promoted "
-        "versions for rollback (job `rollback`) and drops older ones."
+        "Points the alias (the serving one, or a golden-set namespace's own) at the evaluated "
+        "candidate, atomically, only when every blocking gate check on rag_evaluation passed; "
+        "keeps the last N promoted versions for rollback (job `rollback`) and drops older ones."
     ),
 )
 def promoted_index(context: AssetExecutionContext, rag_evaluation: dict, vector_store: ResourceParam[VectorStore],
@@ -57,7 +57,7 @@ def promoted_index(context: AssetExecutionContext, rag_evaluation: dict, vector_
         failed = "; ".join(g["reason"] for g in rag_evaluation["gate"] if not g["passed"])
         raise Failure(description=f"{rag_evaluation['collection']} did not pass the gate: {failed}")
     promotion = move_alias(
-        vector_store, evaluation_store, ingestion_settings.collection, rag_evaluation["collection"],
+        vector_store, evaluation_store, ingestion_settings.alias, rag_evaluation["collection"],
         evaluation_settings.keep_versions, context.run_id, f"gate passed (evaluation run {rag_evaluation['run_id']})",
     )
     return Output(promotion, metadata={
@@ -74,7 +74,7 @@ class RollbackConfig(Config):
 def roll_back_alias(context: OpExecutionContext, config: RollbackConfig, vector_store: ResourceParam[VectorStore],
                     evaluation_store: EvaluationStore, evaluation_settings: EvaluationSettings,
                     ingestion_settings: IngestionSettings) -> dict:
-    alias = ingestion_settings.collection
+    alias = ingestion_settings.alias
     target = config.version if config.version.startswith(f"{alias}__") else collection_name(alias, config.version)
     if not vector_store.collection_exists(target):
         kept = kept_collections(evaluation_store.promotions(alias), evaluation_settings.keep_versions)
