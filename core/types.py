@@ -131,6 +131,27 @@ class LedgerRow:
 
 
 @dataclass(frozen=True)
+class WriterLease:
+    """Which run may write a collection, since when."""
+
+    collection: str
+    holder: str
+    acquired_at: datetime
+
+
+class LeaseHeld(Exception):
+    """Another run holds the collection's writer lease (and kept it for the whole wait)."""
+
+    def __init__(self, lease: WriterLease, waited_s: float):
+        self.lease = lease
+        super().__init__(
+            f"collection {lease.collection} is being written by run {lease.holder} since "
+            f"{lease.acquired_at:%Y-%m-%d %H:%M:%S} UTC; waited {waited_s:g} s (RAGPIPE_WRITER_WAIT). "
+            "Run again when it has finished; a holder that died loses the lease when it expires."
+        )
+
+
+@dataclass(frozen=True)
 class Point:
     id: str
     vector: list[float]

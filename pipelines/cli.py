@@ -13,14 +13,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipelines.instance import ensure_dagster_home
+from pipelines.instance import ensure_dagster_home, ensure_data_dir
 from pipelines.settings import Settings
+from resources.settings import SettingsError
 
 REPAIR_COUNTS = ("repaired_orphan_sources", "repaired_removed_points", "repaired_incomplete_documents")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(
+    """The environment's settings with the command's flags; SettingsError if one cannot work."""
+    settings = Settings.from_env(
         data_dir=args.data_dir,
         source_dir=getattr(args, "source", None),
         chunk_size_tokens=getattr(args, "chunk_size", None),
@@ -28,6 +30,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         golden_set=getattr(args, "golden_set", None),
         retriever=getattr(args, "retriever", None),
     )
+    ensure_data_dir(settings.data_path)
+    return settings
 
 
 def _metadata_values(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -122,7 +126,7 @@ def _execute(settings: Settings, job: str, resource_overrides: dict | None, log_
     definitions = build_definitions(settings, resource_overrides)
     resources = definitions.resources
     embedder = resources["embedder"]
-    resources["ingestion_settings"].validate_against(embedder.max_input_tokens(), embedder.model_name)
+    resources["ingestion_settings"].validate_against(embedder.max_input_tokens(), embedder.name())
     ensure_dagster_home(settings.dagster_home)
     started = time.monotonic()
     with DagsterInstance.get() as instance:
@@ -393,7 +397,11 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--data-dir", type=Path, help="where state lives (default: .rag_data)")
         sub.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from assets.evaluation.golden import CORPUS_DIR
 from assets.ingestion.assets import INGESTION_ASSETS
 from assets.promotion.assets import PROMOTION_ASSETS, rollback
 from assets.screening.assets import SCREENING_ASSETS
+from pipelines.instance import COLLECTION_TAG
 from pipelines.settings import Settings
 from resources import (
     AzureDocumentIntelligenceOcr,
@@ -41,6 +42,13 @@ INGEST_JOB = "ingest"
 GOLDEN_SET_JOB = "evaluate_golden_set"
 PRODUCTION_JOB = "promote_production"
 PIPELINE_GROUPS = ("ingestion", "screening", "evaluation", "promotion")
+QDRANT_API_KEY_ENV = "RAGPIPE_QDRANT_API_KEY"
+
+
+def _optional_secret(variable: str) -> EnvVar | None:
+    """Read a key through EnvVar (never into run config) when it is set; a keyless server
+    is then configured without one instead of failing on the missing variable."""
+    return EnvVar(variable) if os.environ.get(variable) else None
 
 
 def build_llm(kind: str, url: str, model: str, role: str, api_version: str):
@@ -51,8 +59,6 @@ def build_llm(kind: str, url: str, model: str, role: str, api_version: str):
     key = f"RAGPIPE_{role.upper()}_API_KEY"
     if kind == "azure":
         return AzureOpenAILLM(endpoint=url, deployment=model, api_key=EnvVar(key), api_version=api_version)
-    if kind != "openai":
-        raise ValueError(f"RAGPIPE_{role.upper()}_KIND must be 'openai' or 'azure', not {kind!r}")
     if os.environ.get(key):
         return OpenAICompatibleLLM(base_url=url, model=model, api_key=EnvVar(key))
     return OpenAICompatibleLLM(base_url=url, model=model)
@@ -60,7 +66,7 @@ def build_llm(kind: str, url: str, model: str, role: str, api_version: str):
 
 def build_resources(settings: Settings) -> dict:
     qdrant = (
-        QdrantVectorStore(url=settings.qdrant_url, api_key=EnvVar("RAGPIPE_QDRANT_API_KEY"))
+        QdrantVectorStore(url=settings.qdrant_url, api_key=_optional_secret(QDRANT_API_KEY_ENV))
         if settings.qdrant_url
         else QdrantVectorStore(path=str(settings.qdrant_path))
     )
@@ -70,18 +76,7 @@ def build_resources(settings: Settings) -> dict:
         "vector_store": qdrant,
         "ledger": Ledger(url=settings.ledger),
         "staging": LocalStaging(root=str(settings.staging_path)),
-        "ingestion_settings": IngestionSettings(
-            collection=settings.collection,
-            chunk_size_tokens=settings.chunk_size_tokens,
-            chunk_overlap_tokens=settings.chunk_overlap_tokens,
-            max_document_bytes=settings.max_document_bytes,
-            failure_budget=settings.failure_budget,
-            allow_empty_source=settings.allow_empty_source,
-            parse_timeout_s=settings.parse_timeout_s,
-            max_pages=settings.max_pages,
-            near_duplicates=settings.near_duplicates,
-            poisoning_threshold=settings.poisoning_threshold,
-        ),
+        "ingestion_settings": IngestionSettings(**settings.values_for(IngestionSettings)),
         "screening_settings": build_screening_settings(settings),
         "pii_detector": AzureLanguagePiiDetector(
             endpoint=settings.azure_language_endpoint,
@@ -96,18 +91,8 @@ def build_resources(settings: Settings) -> dict:
             if settings.azure_di_endpoint
             else TesseractOcr()
         ),
-        "evaluation_settings": EvaluationSettings(
-            golden_set_dir=str(settings.golden_set_path),
-            retriever=settings.retriever,
-            top_k=settings.top_k,
-            faithfulness_threshold=settings.faithfulness_threshold,
-            composite_threshold=settings.composite_threshold,
-            max_recall_drop=settings.max_recall_drop,
-            min_retrieval_recall=settings.min_retrieval_recall,
-            min_scored_share=settings.min_scored_share,
-            require_generation=settings.require_generation,
-            keep_versions=settings.keep_versions,
-        ),
+        "evaluation_settings": EvaluationSettings(golden_set_dir=str(settings.golden_set_path),
+                                                  **settings.values_for(EvaluationSettings)),
         "evaluation_store": EvaluationStore(root=str(settings.evaluations_path)),
         "generator": build_llm(settings.generator_kind, settings.generator_url, settings.generator_model,
                                "generator", settings.azure_openai_api_version),
@@ -120,9 +105,9 @@ def build_resources(settings: Settings) -> dict:
 def build_screening_settings(settings: Settings) -> ScreeningSettings:
     """The screening file's policy plus env overrides; secrets stay behind EnvVar."""
     fields = load_screening_file(settings.screening_config) if settings.screening_config else {}
-    if settings.spacy_model_path:
-        fields["spacy_model_path"] = settings.spacy_model_path
-    fields["quarantine_rate_warn"] = settings.quarantine_rate_warn
+    defaults = ScreeningSettings.model_fields
+    fields.update({name: value for name, value in settings.values_for(ScreeningSettings).items()
+                   if value != defaults[name].default})
     salt = EnvVar(HASH_SALT_ENV) if os.environ.get(HASH_SALT_ENV) else ""
     return ScreeningSettings(**fields, pii_hash_salt=salt)
 
@@ -151,15 +136,20 @@ def build_definitions(settings: Settings, resource_overrides: dict | None = None
     outputs live under the namespace too, so neither job ever reads the other's manifests.
     """
     resources = {**build_resources(settings), **(resource_overrides or {})}
+    # One queued run per collection at a time: each job is tagged with the alias it writes.
+    golden_alias = resources["ingestion_settings"].model_copy(update={"namespace": settings.golden_namespace}).alias
+    writer = {COLLECTION_TAG: resources["ingestion_settings"].alias}
     ingest = define_asset_job(
         INGEST_JOB,
         selection=AssetSelection.groups("ingestion", "screening"),
         description="Bring the vector index up to date with the source, incrementally.",
+        tags=writer,
     )
     evaluate_golden_set = define_asset_job(
         GOLDEN_SET_JOB,
         selection=AssetSelection.groups(*PIPELINE_GROUPS),
         config=golden_set_run_config(settings, resources),
+        tags={COLLECTION_TAG: golden_alias},
         description=(f"Build the golden set's own corpus ({settings.golden_set_path.name}/corpus) in its own "
                      f"namespace ({settings.golden_namespace}), score it and promote it within that namespace. "
                      "Never touches the serving alias, its collections or the production ledger."),
@@ -169,6 +159,7 @@ def build_definitions(settings: Settings, resource_overrides: dict | None = None
         selection=AssetSelection.groups(*PIPELINE_GROUPS),
         description=("Bring the production candidate up to date with the source, score it with the golden "
                      "set's questions, and move the serving alias to it only if the gate passes."),
+        tags=writer,
     )
     return Definitions(
         assets=[*INGESTION_ASSETS, *SCREENING_ASSETS, *EVALUATION_ASSETS, *PROMOTION_ASSETS],

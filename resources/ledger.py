@@ -7,17 +7,19 @@ which may be an older, good version when the latest one was quarantined or faile
 
 from __future__ import annotations
 
+import threading
+import time
 from array import array
 from collections import Counter
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
-from core.types import FailureRecord, LedgerRow, QuarantineEntry
+from core.types import FailureRecord, LeaseHeld, LedgerRow, QuarantineEntry, WriterLease
 
 # ``released``: quarantined content an operator allowed in; the next run indexes it.
 STATUSES = ("indexed", "quarantined", "failed", "deleted", "released")
@@ -100,12 +102,25 @@ generations = sa.Table(
     sa.Column("generation", sa.Integer, nullable=False),
 )
 
+# One writer per collection: the run holding a collection's lease, renewed while it runs.
+writer_leases = sa.Table(
+    "writer_leases",
+    _metadata,
+    sa.Column("collection", sa.String(255), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 
 class Ledger(ConfigurableResource):
     """SQLAlchemy-backed ledger: a SQLite file by default, a Postgres URL in production."""
 
     url: str
+    # A writer lease lapses this long after its holder's last heartbeat (every third of it).
+    lease_ttl_s: float = 60.0
     _engine: sa.Engine | None = PrivateAttr(default=None)
+    _heartbeat_stop: threading.Event | None = PrivateAttr(default=None)
 
     def engine(self) -> sa.Engine:
         if self._engine is None:
@@ -114,6 +129,70 @@ class Ledger(ConfigurableResource):
             self._engine = sa.create_engine(self.url, future=True)
             _metadata.create_all(self._engine)
         return self._engine
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """Renew the run's writer leases while any of its steps runs, in whatever process."""
+        if context.run_id is None:
+            return
+        self._heartbeat_stop = threading.Event()
+        threading.Thread(target=self._heartbeat, args=(context.run_id, self._heartbeat_stop),
+                         name="ragpipe-lease-heartbeat", daemon=True).start()
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._heartbeat_stop is not None:
+            self._heartbeat_stop.set()
+
+    def _heartbeat(self, holder: str, stop: threading.Event) -> None:
+        while not stop.wait(self.lease_ttl_s / 3):
+            with self.engine().begin() as connection:
+                connection.execute(sa.update(writer_leases).where(writer_leases.c.holder == holder)
+                                   .values(expires_at=self._lease_expiry()))
+
+    def _lease_expiry(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.lease_ttl_s)
+
+    def _claim(self, collection: str, holder: str, replacing: str | None = None) -> WriterLease:
+        """Take the lease if it is free, expired, already ours or ``replacing``'s, in one
+        atomic upsert; return whoever holds it afterwards."""
+        now = datetime.now(UTC)
+        statement = self._insert(writer_leases).values(
+            collection=collection, holder=holder, acquired_at=now, expires_at=self._lease_expiry())
+        current = writer_leases.c
+        takeover = (current.expires_at < now) | (current.holder == holder)
+        if replacing is not None:
+            takeover |= current.holder == replacing
+        statement = statement.on_conflict_do_update(
+            index_elements=["collection"],
+            set_={"holder": holder, "expires_at": statement.excluded.expires_at,
+                  "acquired_at": sa.case((current.holder == holder, current.acquired_at), else_=now)},
+            where=takeover,
+        )
+        with self.engine().begin() as connection:
+            connection.execute(statement)
+            row = connection.execute(sa.select(writer_leases).where(current.collection == collection)).one()
+        return WriterLease(collection, row.holder, row.acquired_at)
+
+    def acquire_lease(self, collection: str, holder: str, wait_s: float,
+                      holder_finished: Callable[[str], bool]) -> WriterLease:
+        """Hold ``collection``'s writer lease for run ``holder``, waiting up to ``wait_s`` for
+        the run that has it. A holder known to have finished (``holder_finished``) or whose
+        lease expired is replaced. Raises LeaseHeld when the wait runs out."""
+        started = time.monotonic()
+        while True:
+            lease = self._claim(collection, holder)
+            if lease.holder != holder and holder_finished(lease.holder):
+                lease = self._claim(collection, holder, replacing=lease.holder)
+            if lease.holder == holder:
+                return lease
+            waited = time.monotonic() - started
+            if waited >= wait_s:
+                raise LeaseHeld(lease, round(waited, 1))
+            time.sleep(min(1.0, wait_s - waited))
+
+    def release_lease(self, collection: str, holder: str) -> None:
+        with self.engine().begin() as connection:
+            connection.execute(sa.delete(writer_leases).where(
+                writer_leases.c.collection == collection, writer_leases.c.holder == holder))
 
     def rows(self, index_version: str) -> dict[str, LedgerRow]:
         return {row.source: row for row in self.iter_rows(index_version)}

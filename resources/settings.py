@@ -5,6 +5,10 @@ from __future__ import annotations
 from dagster import ConfigurableResource
 
 
+class SettingsError(ValueError):
+    """A setting that cannot work, named with its variable or path: the CLI exits 2 on it."""
+
+
 class IngestionSettings(ConfigurableResource):
     """Knobs that shape the index; those that change vectors feed the index version."""
 
@@ -19,6 +23,8 @@ class IngestionSettings(ConfigurableResource):
     max_pages: int = 2000
     near_duplicates: str = "mark"
     near_duplicate_threshold: float = 0.9
+    # How long a run waits for another run writing the same collection before it gives up.
+    writer_wait_s: float = 10.0
     # Set only by the golden-set evaluation job: its own collections, alias and ledger scope
     # (the namespace feeds the index version), so evaluation never writes the serving index.
     namespace: str = ""

@@ -41,6 +41,8 @@ class VectorStore(Protocol):
 
     def delete_collection(self, name: str) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class QdrantVectorStore(ConfigurableResource):
     """Qdrant, in local mode on disk (``path``) by default or a server (``url``).

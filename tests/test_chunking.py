@@ -67,7 +67,7 @@ def test_token_count_is_the_models_own(embedder):
 def test_chunk_size_above_model_limit_is_rejected_with_the_fix(embedder):
     settings = IngestionSettings(chunk_size_tokens=300)
     with pytest.raises(ValueError) as caught:
-        settings.validate_against(embedder.max_input_tokens(), embedder.model_name)
+        settings.validate_against(embedder.max_input_tokens(), embedder.name())
     message = str(caught.value)
     assert "chunk_size_tokens=300" in message and "254" in message and "RAGPIPE_CHUNK_SIZE" in message
 

@@ -48,3 +48,25 @@ def test_code_location_loads_from_pyproject():
     completed = subprocess.run([str(dagster), "definitions", "validate"], cwd=REPO,
                                capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
+
+
+def test_queued_runs_write_one_collection_at_a_time(tmp_path, monkeypatch):
+    """UI, schedule and sensor runs go through the instance's run queue: its tag limit lets one
+    run per collection start; the ledger's writer lease covers the runs that bypass it."""
+    from dagster import DagsterInstance
+
+    from pipelines.definitions import build_definitions
+    from pipelines.instance import COLLECTION_TAG, ensure_dagster_home
+    from pipelines.settings import Settings
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))  # restored after the test; set again below
+    ensure_dagster_home(tmp_path / "dagster")
+    with DagsterInstance.get() as instance:
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert {"key": COLLECTION_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+    settings = Settings(data_dir=tmp_path, collection="handbook")
+    definitions = build_definitions(settings)
+    for job in ("ingest", "promote_production"):
+        assert definitions.resolve_job_def(job).tags[COLLECTION_TAG] == "handbook"
+    golden = definitions.resolve_job_def("evaluate_golden_set").tags[COLLECTION_TAG]
+    assert golden == f"handbook-{settings.golden_namespace}"

@@ -21,7 +21,7 @@ from dagster import (
 from assets.ingestion import stages
 from assets.ingestion.changes import CHANGE_CLASSES, PROCESSED_CLASSES, expected_point_count
 from assets.screening.assets import build_screener
-from core.types import LedgerRow, Manifest
+from core.types import LeaseHeld, LedgerRow, Manifest
 from resources.azure_ai import InjectionShield, PiiDetector
 from resources.embedders import Embedder
 from resources.ledger import Ledger
@@ -68,16 +68,30 @@ def _finish(context: AssetExecutionContext, manifest: Manifest, report: stages.S
     return Output(manifest, metadata=metadata)
 
 
+def _hold_writer_lease(context: AssetExecutionContext, ledger: Ledger, collection: str, wait_s: float) -> None:
+    """One writer per collection: wait for the run writing it, or fail naming that run."""
+
+    def finished(run_id: str) -> bool:
+        run = context.instance.get_run_by_id(run_id)
+        return run is not None and run.is_finished
+
+    try:
+        ledger.acquire_lease(collection, context.run_id, wait_s, finished)
+    except LeaseHeld as error:
+        raise Failure(description=str(error)) from None
+
+
 @asset(
     group_name=GROUP,
     kinds={"python", "source"},
     description=(
-        "First repairs drift: removes the points no ledger row accounts for (orphans of a killed "
-        "run) and forgets documents whose points are incomplete. Then lists the document source, "
-        "hashes every document (doc_id = sha256 of its bytes) and classifies it against the "
-        "ledger (new, changed, unchanged, repair, retry, deferred, deleted; sources under a part "
-        "that could not be listed are unknown and kept). Only new, changed, repaired and "
-        "retried documents are staged for the next stages."
+        "Takes the collection's writer lease (one writer per collection) and repairs drift: "
+        "removes the points no ledger row accounts for (orphans of a killed run) and forgets "
+        "documents whose points are incomplete. Then lists the document source, hashes every "
+        "document (doc_id = sha256 of its bytes) and classifies it against the ledger (new, "
+        "changed, unchanged, repair, retry, deferred, deleted; sources under a part that could "
+        "not be listed are unknown and kept). Only new, changed, repaired and retried documents "
+        "are staged for the next stages."
     ),
 )
 def raw_documents(
@@ -93,12 +107,13 @@ def raw_documents(
     started = time.monotonic()
     pii_config = screening_settings.pii_config()
     try:
-        ingestion_settings.validate_against(embedder.max_input_tokens(), embedder.identity()["model"])
+        ingestion_settings.validate_against(embedder.max_input_tokens(), embedder.name())
         pii_config.validate(screening_settings.pii_hash_salt)
     except ValueError as error:
         raise Failure(description=str(error)) from None
     version = stages.current_index_version(embedder, ingestion_settings, pii_config.fingerprint())
     collection = stages.collection_name(ingestion_settings.alias, version)
+    _hold_writer_lease(context, ledger, collection, ingestion_settings.writer_wait_s)
     run_id = stages.logical_run_id(context)
     repair = stages.repair_index(vector_store, ledger, collection, version, run_id)
     staging.prune(context.run_id)
@@ -239,7 +254,7 @@ def embeddings(context: AssetExecutionContext, chunks: Manifest, staging: LocalS
                                 chunks.extra["collection"], chunks.extra["index_version"])
     writer.manifest.extra.update(chunks.extra)
     output = _finish(context, writer.manifest, report, started)
-    output.metadata["embedder"] = MetadataValue.json(embedder.identity())
+    output.metadata["embedder"] = MetadataValue.json(embedder.description())
     return output
 
 
@@ -248,7 +263,8 @@ def embeddings(context: AssetExecutionContext, chunks: Manifest, staging: LocalS
     kinds={"python", "qdrant"},
     description=(
         "Upserts the new points into the index version's collection, then removes the points "
-        "of replaced and deleted documents, and records every document in the ledger. Checks "
+        "of replaced and deleted documents, and records every document in the ledger, holding "
+        "the collection's writer lease (taken by raw_documents) until it ends. Checks "
         "that the run stayed within its failure budget and that the index agrees with the ledger."
     ),
     check_specs=[
@@ -265,6 +281,7 @@ def vector_index(context: AssetExecutionContext, embeddings: Manifest, staging: 
     started = time.monotonic()
     extra = embeddings.extra
     version, collection, run_id = extra["index_version"], extra["collection"], stages.logical_run_id(context)
+    _hold_writer_lease(context, ledger, collection, ingestion_settings.writer_wait_s)
     stale = _stale(context, embeddings, ledger)
     report = stages.StageReport()
     if not stale:
@@ -301,6 +318,8 @@ def vector_index(context: AssetExecutionContext, embeddings: Manifest, staging: 
         metadata={"points": points, "ledger_points": expected},
         description=f"the collection holds {points} points, the ledger accounts for {expected}",
     )
+    vector_store.close()  # Qdrant local mode's file lock goes with the lease
+    ledger.release_lease(collection, context.run_id)
 
 
 INGESTION_ASSETS = [raw_documents, clean_documents, screened_documents, chunks, embeddings, vector_index]
