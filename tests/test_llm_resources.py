@@ -6,7 +6,9 @@ from dagster import EnvVar
 
 from assets.evaluation.scoring import answer_messages
 from pipelines.definitions import build_llm
+from pipelines.settings import Settings
 from resources.llm import AzureOpenAILLM, OpenAICompatibleLLM
+from resources.settings import SettingsError
 from tests.openai_server import ChatServer
 
 QUESTION = "Who runs the observatory?"
@@ -43,5 +45,5 @@ def test_build_llm_is_none_unless_configured_and_defers_the_key_to_the_environme
     assert judge.api_key == EnvVar("RAGPIPE_JUDGE_API_KEY") and "from-env" not in repr(judge)
     azure = build_llm("azure", "https://x.openai.azure.com", "dep", "generator", "2024-10-21")
     assert isinstance(azure, AzureOpenAILLM) and azure.api_key == EnvVar("RAGPIPE_GENERATOR_API_KEY")
-    with pytest.raises(ValueError, match="RAGPIPE_JUDGE_KIND must be 'openai' or 'azure'"):
-        build_llm("anthropic", "http://x", "m", "judge", "v")
+    with pytest.raises(SettingsError, match="RAGPIPE_JUDGE_KIND='anthropic' must be one of openai, azure"):
+        Settings.from_env({"RAGPIPE_JUDGE_KIND": "anthropic"})
