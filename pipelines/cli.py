@@ -42,7 +42,10 @@ def _root_cause(error) -> str:
     """The innermost error's message: Dagster wraps step errors in its own."""
     while error.cause is not None:
         error = error.cause
-    return error.message.strip()
+    message = error.message.strip()
+    if error.cls_name == "Failure":  # our own description, behind Dagster's class path
+        message = message.split(": ", 1)[-1]
+    return message
 
 
 def summarize(result, wall_seconds: float) -> dict[str, Any]:
@@ -98,12 +101,13 @@ def _print_summary(summary: dict[str, Any]) -> None:
     docs = summary["documents"]
     print(f"run {summary['run_id']}: {'succeeded' if summary['success'] else 'FAILED'} "
           f"in {summary['wall_seconds']} s")
-    print("documents: " + ", ".join(f"{name} {count}" for name, count in docs.items()))
-    print(f"chunks {summary['chunks']} ({summary['tokens']} tokens), embedded {summary['embedded']}, "
-          f"reused {summary['reused_vectors']}, upserted {summary['upserted']}, "
-          f"deleted points {summary['deleted_points']}")
-    print(f"collection {summary['collection']} (index version {summary['index_version']}): "
-          f"{summary['points']} points")
+    if summary["collection"] is not None:  # None: the run stopped before it read the source
+        print("documents: " + ", ".join(f"{name} {count}" for name, count in docs.items()))
+        print(f"chunks {summary['chunks']} ({summary['tokens']} tokens), embedded {summary['embedded']}, "
+              f"reused {summary['reused_vectors']}, upserted {summary['upserted']}, "
+              f"deleted points {summary['deleted_points']}")
+        print(f"collection {summary['collection']} (index version {summary['index_version']}): "
+              f"{summary['points']} points")
     if any(summary["repaired"].values()):
         print("repaired drift: " + ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in summary["repaired"].items()))
     for part in summary["unlisted"]:

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from assets.evaluation.scoring import GROUNDED_PROMPT
+from tests.contract_http import JsonHandler, serving
 
 _INPUT = re.compile(r"Now perform the same with the following input\ninput: (.*)\nOutput: $", re.S)
 
@@ -37,16 +36,15 @@ class ChatServer:
         self.requests: list[dict] = []
         self.headers: list[dict[str, str]] = []
         self.paths: list[str] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        self._serving = serving(self._handler())
+        self.url = ""
 
     def __enter__(self) -> ChatServer:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = self._serving.__enter__() + "/v1"
         return self
 
     def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serving.__exit__(*exc)
 
     def reply(self, messages: list[dict]) -> str:
         if messages[0]["content"] == GROUNDED_PROMPT:
@@ -75,9 +73,9 @@ class ChatServer:
     def _handler(self):
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_POST(self):  # noqa: N802 - http.server's naming
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                body = self.read_json()
                 server.requests.append(body)
                 server.headers.append({k.lower(): v for k, v in self.headers.items()})
                 server.paths.append(self.path)
@@ -85,7 +83,7 @@ class ChatServer:
                     self.send_error(404)
                     return
                 if server.judge_down and body["messages"][0]["content"] != GROUNDED_PROMPT:
-                    self._send(500, {"error": {"message": "the judge model is unavailable", "type": "server_error",
+                    self.send_json(500, {"error": {"message": "the judge model is unavailable", "type": "server_error",
                                                "param": None, "code": None}})
                     return
                 content = server.reply(body["messages"])
@@ -99,17 +97,6 @@ class ChatServer:
                     "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": n * len(content.split()),
                               "total_tokens": prompt_tokens + n * len(content.split())},
                 }
-                self._send(200, payload)
-
-            def _send(self, status: int, payload: dict) -> None:
-                encoded = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(encoded)))
-                self.end_headers()
-                self.wfile.write(encoded)
-
-            def log_message(self, *args):
-                """Quiet: the tests assert on recorded requests instead."""
+                self.send_json(200, payload)
 
         return Handler

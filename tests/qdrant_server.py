@@ -11,12 +11,10 @@ no HNSW, payload indexes acknowledged but not built, no auth.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.metadata import version
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +22,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 from qdrant_client import QdrantClient
 from qdrant_client.http import models
+
+from tests.contract_http import JsonHandler, serving
 
 Route = Callable[[QdrantClient, str, dict[str, Any]], Any]
 ROUTES: list[tuple[str, re.Pattern, Route]] = []
@@ -134,18 +134,17 @@ def _serialise(result: Any) -> Any:
     return result
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     client: QdrantClient
     lock: threading.Lock
     requests: list[tuple[str, str]]
 
     def _answer(self) -> None:
         path = urlsplit(self.path).path
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length)) if length else {}
+        body = self.read_json()
         self.requests.append((self.command, path))
         if (self.command, path) == ("GET", "/"):  # the version the client checks, unwrapped
-            return self._send(200, {"title": "qdrant contract server", "version": version("qdrant-client")})
+            return self.send_json(200, {"title": "qdrant contract server", "version": version("qdrant-client")})
         for method, pattern, handler in ROUTES:
             match = pattern.match(path)
             if method == self.command and match:
@@ -153,24 +152,13 @@ class _Handler(BaseHTTPRequestHandler):
                     with self.lock:
                         result = handler(self.client, match.groupdict().get("name", ""), body)
                 except ValueError as error:  # local mode's "Collection x not found"
-                    return self._send(404, {"status": {"error": str(error)}, "time": 0.0})
+                    return self.send_json(404, {"status": {"error": str(error)}, "time": 0.0})
                 except Exception as error:  # noqa: BLE001 - a server answers 500, it does not hang up
-                    return self._send(500, {"status": {"error": repr(error)}, "time": 0.0})
-                return self._send(200, {"result": _serialise(result), "status": "ok", "time": 0.0})
-        self._send(404, {"status": {"error": f"contract server: no route for {self.command} {path}"}, "time": 0.0})
-
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+                    return self.send_json(500, {"status": {"error": repr(error)}, "time": 0.0})
+                return self.send_json(200, {"result": _serialise(result), "status": "ok", "time": 0.0})
+        self.send_json(404, {"status": {"error": f"contract server: no route for {self.command} {path}"}, "time": 0.0})
 
     do_GET = do_PUT = do_POST = do_DELETE = _answer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 @contextmanager
@@ -178,12 +166,8 @@ def qdrant_contract_server() -> Iterator[tuple[str, list[tuple[str, str]]]]:
     """Serve on a free loopback port; yields the URL and the (method, path) of every request."""
     client, requests = QdrantClient(":memory:"), []
     handler = type("Handler", (_Handler,), {"client": client, "lock": threading.Lock(), "requests": requests})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", requests
+        with serving(handler) as url:
+            yield url, requests
     finally:
-        server.shutdown()
-        server.server_close()
         client.close()

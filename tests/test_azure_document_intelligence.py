@@ -4,15 +4,12 @@ GET → running, then succeeded with ``analyzeResult``). No Azure service runs h
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from assets.ingestion.parsing import parse_document
 from resources.ocr import AzureDocumentIntelligenceOcr
 from tests import format_fixtures as fx
+from tests.contract_http import JsonHandler, serving
 
 API_VERSION = "2024-11-30"
 KEY = "test-key"
@@ -49,23 +46,12 @@ def service():
     """Records what it received; reports "running" once before the result."""
     received: dict = {"polls": 0}
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
+    class Handler(JsonHandler):
         def _authorised(self) -> bool:
             if self.headers.get("Ocp-Apim-Subscription-Key") == KEY:
                 return True
-            self._json(401, {"error": {"code": "401", "message": "Access denied"}})
+            self.send_json(401, {"error": {"code": "401", "message": "Access denied"}})
             return False
-
-        def _json(self, status: int, body: dict) -> None:
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
 
         def do_POST(self):
             if not self._authorised():
@@ -84,14 +70,12 @@ def service():
                 return
             received["polls"] += 1
             if received["polls"] == 1:
-                self._json(200, {"status": "running", "createdDateTime": "2026-11-22T10:00:00Z"})
+                self.send_json(200, {"status": "running", "createdDateTime": "2026-11-22T10:00:00Z"})
             else:
-                self._json(200, {"status": "succeeded", "analyzeResult": ANALYZE_RESULT})
+                self.send_json(200, {"status": "succeeded", "analyzeResult": ANALYZE_RESULT})
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}", received
-    server.shutdown()
+    with serving(Handler) as url:
+        yield url, received
 
 
 def test_scanned_pdf_is_read_through_the_layout_model(service):

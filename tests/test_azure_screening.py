@@ -2,40 +2,34 @@
 services' REST shapes (Azure AI Language ``:analyze-text`` PiiEntityRecognition, and
 Content Safety ``text:shieldPrompt``); there is no emulator for either."""
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from assets.screening.pii import PiiEngine
 from assets.screening.screen import Screener, ScreeningQuarantine
 from core.types import Block, ParsedDocument, PiiConfig
 from resources.azure_ai import AzureLanguagePiiDetector, AzurePromptShield
+from tests.contract_http import JsonHandler, serving
 
 KEY = "test-key"
 
 
-class _Recorder(BaseHTTPRequestHandler):
+class _Recorder(JsonHandler):
     requests: list = []
 
-    def log_message(self, *args):
-        pass
-
     def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.read_json()
         self.requests.append((self.path, self.headers.get("Ocp-Apim-Subscription-Key"), body))
         if self.headers.get("Ocp-Apim-Subscription-Key") != KEY:
-            return self._reply(401, {"error": {"code": "401", "message": "Access denied"}})
+            return self.send_json(401, {"error": {"code": "401", "message": "Access denied"}})
         if self.path.startswith("/language/:analyze-text?api-version=2024-11-01"):
-            return self._reply(200, self._pii(body))
+            return self.send_json(200, self._pii(body))
         if self.path.startswith("/contentsafety/text:shieldPrompt?api-version=2024-09-01"):
             docs = body["documents"]
-            return self._reply(200, {
+            return self.send_json(200, {
                 "userPromptAnalysis": {"attackDetected": False},
                 "documentsAnalysis": [{"attackDetected": "ignore" in d.lower()} for d in docs],
             })
-        self._reply(404, {"error": {"code": "NotFound"}})
+        self.send_json(404, {"error": {"code": "NotFound"}})
 
     def _pii(self, body):
         assert body["kind"] == "PiiEntityRecognition"
@@ -49,21 +43,12 @@ class _Recorder(BaseHTTPRequestHandler):
         return {"kind": "PiiEntityRecognitionResults",
                 "results": {"documents": results, "errors": [], "modelVersion": "2025-01-01"}}
 
-    def _reply(self, status, payload):
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 @pytest.fixture(scope="module")
 def azure():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serving(_Recorder) as url:
+        yield url
 
 
 def test_language_pii_detections_merge_with_presidio(azure):
