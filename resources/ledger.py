@@ -208,9 +208,9 @@ class Ledger(ConfigurableResource):
         """The rows of the given sources (absent sources are left out)."""
         found: dict[str, LedgerRow] = {}
         with self.engine().connect() as connection:
-            for start in range(0, len(sources), KEYS_PER_QUERY):
+            for keys in _key_batches(sources):
                 query = sa.select(documents).where(documents.c.index_version == index_version,
-                                                   documents.c.source.in_(sources[start:start + KEYS_PER_QUERY]))
+                                                   documents.c.source.in_(keys))
                 found.update((row.source, _ledger_row(row)) for row in connection.execute(query))
         return found
 
@@ -218,9 +218,9 @@ class Ledger(ConfigurableResource):
         """The failed attempts of the given sources' latest content."""
         found: dict[str, FailureRecord] = {}
         with self.engine().connect() as connection:
-            for start in range(0, len(sources), KEYS_PER_QUERY):
+            for keys in _key_batches(sources):
                 query = sa.select(failures).where(failures.c.index_version == index_version,
-                                                  failures.c.source.in_(sources[start:start + KEYS_PER_QUERY]))
+                                                  failures.c.source.in_(keys))
                 found.update(
                     (row.source, FailureRecord(row.doc_id, row.attempts, row.first_run_id,
                                                _aware(row.last_failed_at)))
@@ -253,10 +253,9 @@ class Ledger(ConfigurableResource):
         """Vectors computed earlier for these chunk texts in this collection."""
         found: dict[str, list[float]] = {}
         with self.engine().connect() as connection:
-            for start in range(0, len(text_hashes), KEYS_PER_QUERY):
+            for keys in _key_batches(text_hashes):
                 query = sa.select(embedding_cache.c.text_sha256, embedding_cache.c.vector).where(
-                    embedding_cache.c.collection == collection,
-                    embedding_cache.c.text_sha256.in_(text_hashes[start:start + KEYS_PER_QUERY]))
+                    embedding_cache.c.collection == collection, embedding_cache.c.text_sha256.in_(keys))
                 found.update((key, array("f", blob).tolist()) for key, blob in connection.execute(query))
         return found
 
@@ -359,9 +358,9 @@ class Ledger(ConfigurableResource):
     def _record_failures(self, connection, index_version: str, rows: list[LedgerRow], now: datetime) -> None:
         """Count failed attempts per content (once per logical run); success clears them."""
         done = [row.source for row in rows if row.status in ("indexed", "deleted")]
-        for start in range(0, len(done), KEYS_PER_QUERY):
+        for keys in _key_batches(done):
             connection.execute(sa.delete(failures).where(
-                failures.c.index_version == index_version, failures.c.source.in_(done[start:start + KEYS_PER_QUERY])))
+                failures.c.index_version == index_version, failures.c.source.in_(keys)))
         failed = [
             {"index_version": index_version, "source": row.source, "doc_id": row.doc_id, "attempts": 1,
              "first_run_id": row.run_id or "", "last_run_id": row.run_id or "", "last_failed_at": now}
@@ -458,6 +457,12 @@ class Ledger(ConfigurableResource):
     def released_doc_ids(self) -> frozenset[str]:
         with self.engine().connect() as connection:
             return frozenset(connection.execute(sa.select(releases.c.doc_id)).scalars())
+
+
+def _key_batches(keys: list[str]) -> Iterator[list[str]]:
+    """Keys in slices small enough for one ``IN (...)`` clause on every database."""
+    for start in range(0, len(keys), KEYS_PER_QUERY):
+        yield keys[start:start + KEYS_PER_QUERY]
 
 
 def _aware(moment: datetime) -> datetime:

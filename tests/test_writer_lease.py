@@ -67,7 +67,7 @@ def test_a_running_holder_keeps_its_lease_by_heartbeat(ledger_url):
     run is over (here without releasing), the lease lapses after its time to live."""
     from dagster import asset, materialize
 
-    ttl = 0.6
+    ttl = 1.5  # heartbeats every 0.5 s: room for a loaded machine to run one late
     other = Ledger(url=ledger_url, lease_ttl_s=ttl)
 
     @asset
