@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Tesseract for OCR of scanned PDFs and images.
 SYSTEM_PACKAGES := postgresql chromium tesseract-ocr tesseract-ocr-eng
 
-.PHONY: install system-packages demo test ui clean
+.PHONY: install system-packages node-tools demo test ui clean
 
 # torch first, pinned to the CPU build on the machine: any other spec pulls GBs of CUDA wheels.
 $(STAMP): pyproject.toml
@@ -34,7 +34,15 @@ system-packages:
 	  fi; \
 	fi
 
-test: install system-packages
+# Azurite (Azure Blob and Queue emulator) for the tests, pinned by tests/node/package-lock.json.
+AZURITE := tests/node/node_modules/.bin/azurite
+$(AZURITE): tests/node/package-lock.json
+	npm ci --prefix tests/node --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(AZURITE)
+
+node-tools: $(AZURITE)
+
+test: install system-packages node-tools
 	$(BIN)/pytest
 
 ui: install

@@ -167,11 +167,15 @@ class Hit:
 
 @dataclass(frozen=True)
 class SourceItem:
-    """One document as the source lists it: stable URI, version marker and size."""
+    """One document as the source lists it: stable URI, version marker (etag, or mtime and
+    size) and size, plus the document metadata the source holds for it (``title``,
+    ``author``, ``language`` as strings and ``acl`` as a list of groups), which takes
+    precedence over what parsing finds."""
 
     uri: str
     version: str
     size: int
+    metadata: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,13 @@ _HASH_BLOCK = 1 << 20
 
 
 class DocumentSource(Protocol):
+    """Where documents come from. ``list_items`` serves full reconciles; ``item`` looks one
+    named document up without listing or reading it (targeted runs, the version check)."""
+
     def list_items(self) -> Iterator[SourceItem | UnlistedPart]: ...
+
+    def item(self, uri: str) -> SourceItem | None:
+        """The document's current listing entry, or None when it no longer exists."""
 
     def read_bytes(self, uri: str) -> bytes: ...
 
@@ -66,15 +72,25 @@ class LocalFolderSource(ConfigurableResource):
                     yield UnlistedPart(path.as_uri(), _reason(error))
                     continue
                 if path.is_file():
-                    yield SourceItem(uri=path.as_uri(), version=f"{stat.st_mtime_ns}-{stat.st_size}",
-                                     size=stat.st_size)
+                    yield _item(path, stat)
         yield from unlisted
 
+    def item(self, uri: str) -> SourceItem | None:
+        path = self._path(uri)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return None
+        return _item(path, stat) if path.is_file() else None
+
     def _path(self, uri: str) -> Path:
+        """The file a URI names, which must lie under the root: run config names URIs, and
+        must not reach files outside the corpus."""
         parsed = urlparse(uri)
-        if parsed.scheme != "file":
-            raise ValueError(f"not a file:// URI: {uri}")
-        return Path(unquote(parsed.path))
+        path = Path(unquote(parsed.path))
+        if parsed.scheme != "file" or not path.is_relative_to(self._root()) or ".." in path.parts:
+            raise ValueError(f"{uri} is not a file:// URI under the source folder {self._root()}")
+        return path
 
     def read_bytes(self, uri: str) -> bytes:
         return self._path(uri).read_bytes()
@@ -86,6 +102,10 @@ class LocalFolderSource(ConfigurableResource):
             while block := handle.read(_HASH_BLOCK):
                 digest.update(block)
         return digest.hexdigest()
+
+
+def _item(path: Path, stat: os.stat_result) -> SourceItem:
+    return SourceItem(uri=path.as_uri(), version=f"{stat.st_mtime_ns}-{stat.st_size}", size=stat.st_size)
 
 
 def _reason(error: OSError) -> str:

@@ -92,3 +92,14 @@ def pytest_sessionfinish(session, exitstatus):
     if skipped:
         reporter.write_line(f"CI=true: {len(skipped)} test(s) skipped; every test must run in CI", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory):
+    """A real Azure Blob and Queue service: Azurite from tests/node, which `make test` installs."""
+    from tests.azurite import installed, running_azurite
+
+    if not installed():
+        pytest.skip("Azurite not installed (make node-tools: npm ci in tests/node)")
+    with running_azurite(tmp_path_factory.mktemp("azurite")) as service:
+        yield service

@@ -11,12 +11,15 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    Config,
     Failure,
     MetadataValue,
     Output,
     ResourceParam,
+    RunConfig,
     asset,
 )
+from pydantic import Field
 
 from assets.ingestion import stages
 from assets.ingestion.changes import CHANGE_CLASSES, PROCESSED_CLASSES, expected_point_count
@@ -34,6 +37,26 @@ from resources.vector_stores import VectorStore
 
 GROUP = "ingestion"
 MAX_LISTED_REJECTIONS = 50
+
+
+class IngestTargets(Config):
+    """Launchpad config of a targeted run. Empty (the default): a full reconcile that lists the
+    whole source. With URIs: only those are looked up, the source is never listed, and only
+    the sources named in ``delete`` (and no longer in the source) are removed."""
+
+    upsert: list[str] = Field(default_factory=list, description="Source URIs to index if new or changed.")
+    delete: list[str] = Field(default_factory=list,
+                              description="Source URIs to remove from the index; one that still exists is "
+                                          "indexed as it now is instead.")
+
+    @property
+    def targeted(self) -> bool:
+        return bool(self.upsert or self.delete)
+
+
+def targeted_run_config(upsert: list[str], delete: list[str]) -> RunConfig:
+    """The run config that sensors and ``ragpipe ingest --only`` launch the ingest job with."""
+    return RunConfig(ops={"raw_documents": IngestTargets(upsert=sorted(upsert), delete=sorted(delete))})
 
 
 def _rejections_table(rejected: list[dict[str, str]]) -> MetadataValue:
