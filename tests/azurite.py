@@ -53,7 +53,7 @@ def _wait_for(port: int, process: subprocess.Popen, deadline: float) -> None:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
             return
         if process.poll() is not None:
-            raise RuntimeError(f"azurite exited with {process.returncode}")
+            raise RuntimeError(f"azurite exited with {process.returncode}: {process.stderr.read().decode()[-500:]}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"azurite did not listen on port {port} within 60 s")
         time.sleep(0.2)
@@ -61,15 +61,16 @@ def _wait_for(port: int, process: subprocess.Popen, deadline: float) -> None:
 
 @contextlib.contextmanager
 def running_azurite(workdir: Path) -> Iterator[Azurite]:
-    """Azurite's Blob and Queue services on free loopback ports, data kept in memory."""
+    """Azurite's Blob and Queue services on free loopback ports, data kept in memory; its
+    debug files go to ``workdir``, which is also its working directory."""
     ports = Azurite(_free_port(), _free_port())
     workdir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
         [str(AZURITE), "--silent", "--inMemoryPersistence", "--skipApiVersionCheck", "--disableTelemetry",
          "--blobHost", "127.0.0.1", "--blobPort", str(ports.blob_port),
          "--queueHost", "127.0.0.1", "--queuePort", str(ports.queue_port),
-         "--tableHost", "127.0.0.1", "--tablePort", str(_free_port()), "--location", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+         "--tableHost", "127.0.0.1", "--tablePort", str(_free_port())],
+        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 60
