@@ -22,6 +22,7 @@ from assets.screening.assets import SCREENING_ASSETS
 from pipelines.instance import COLLECTION_TAG
 from pipelines.settings import Settings
 from resources import (
+    AzureBlobSource,
     AzureDocumentIntelligenceOcr,
     AzureOpenAILLM,
     EvaluationSettings,
@@ -43,6 +44,7 @@ GOLDEN_SET_JOB = "evaluate_golden_set"
 PRODUCTION_JOB = "promote_production"
 PIPELINE_GROUPS = ("ingestion", "screening", "evaluation", "promotion")
 QDRANT_API_KEY_ENV = "RAGPIPE_QDRANT_API_KEY"
+BLOB_CONNECTION_STRING_ENV = "RAGPIPE_BLOB_CONNECTION_STRING"
 
 
 def _optional_secret(variable: str) -> EnvVar | None:
@@ -64,6 +66,19 @@ def build_llm(kind: str, url: str, model: str, role: str, api_version: str):
     return OpenAICompatibleLLM(base_url=url, model=model)
 
 
+def build_source(settings: Settings) -> AzureBlobSource | LocalFolderSource:
+    """The Blob container when one is configured, else the local folder."""
+    if not settings.blob_container:
+        return LocalFolderSource(root=str(settings.source_dir))
+    return AzureBlobSource(
+        account_url=settings.blob_account_url,
+        container=settings.blob_container,
+        prefixes=[prefix.strip() for prefix in settings.blob_prefixes.split(",") if prefix.strip()],
+        connection_string=_optional_secret(BLOB_CONNECTION_STRING_ENV) or "",
+        acl_metadata_key=settings.blob_acl_key,
+    )
+
+
 def build_resources(settings: Settings) -> dict:
     qdrant = (
         QdrantVectorStore(url=settings.qdrant_url, api_key=_optional_secret(QDRANT_API_KEY_ENV))
@@ -71,7 +86,7 @@ def build_resources(settings: Settings) -> dict:
         else QdrantVectorStore(path=str(settings.qdrant_path))
     )
     return {
-        "source": LocalFolderSource(root=str(settings.source_dir)),
+        "source": build_source(settings),
         "embedder": SentenceTransformerEmbedder(model_path=settings.embedder_path),
         "vector_store": qdrant,
         "ledger": Ledger(url=settings.ledger),
@@ -161,9 +176,12 @@ def build_definitions(settings: Settings, resource_overrides: dict | None = None
                      "set's questions, and move the serving alias to it only if the gate passes."),
         tags=writer,
     )
+    # The golden-set job re-points the folder source at the golden corpus through run config,
+    # which can only configure the source's own class: with a Blob source it cannot exist.
+    golden = [evaluate_golden_set] if isinstance(resources["source"], LocalFolderSource) else []
     return Definitions(
         assets=[*INGESTION_ASSETS, *SCREENING_ASSETS, *EVALUATION_ASSETS, *PROMOTION_ASSETS],
-        jobs=[ingest, evaluate_golden_set, promote_production, rollback],
+        jobs=[ingest, *golden, promote_production, rollback],
         resources=resources,
         executor=in_process_executor,
     )

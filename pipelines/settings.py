@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from resources.blob_source import AzureBlobSource
 from resources.screening import ScreeningSettings
 from resources.settings import EvaluationSettings, IngestionSettings, SettingsError
 
@@ -46,6 +47,11 @@ class Settings:
 
     data_dir: Path = Setting("RAGPIPE_DATA_DIR", Path(".rag_data"))
     source_dir: Path = Setting("RAGPIPE_SOURCE_DIR", SAMPLE_CORPUS)
+    # Azure Blob Storage replaces the folder as the source when a container is set.
+    blob_account_url: str = Setting("RAGPIPE_BLOB_ACCOUNT_URL", "")
+    blob_container: str = Setting("RAGPIPE_BLOB_CONTAINER", "")
+    blob_prefixes: str = Setting("RAGPIPE_BLOB_PREFIXES", "")  # comma separated
+    blob_acl_key: str = Setting("RAGPIPE_BLOB_ACL_KEY", AzureBlobSource.model_fields["acl_metadata_key"].default)
     ledger_url: str = Setting("RAGPIPE_LEDGER_URL", "")
     qdrant_url: str = Setting("RAGPIPE_QDRANT_URL", "")
     embedder_path: str = Setting("RAGPIPE_EMBEDDER_PATH", "")

@@ -1,6 +1,7 @@
 """Dagster resources: the only code that talks to external systems."""
 
 from resources import offline as _offline  # noqa: F401  (must run before library imports)
+from resources.blob_source import AzureBlobSource
 from resources.embedders import Embedder, SentenceTransformerEmbedder
 from resources.evaluation_store import EvaluationStore
 from resources.ledger import Ledger
@@ -12,6 +13,7 @@ from resources.staging import LocalStaging
 from resources.vector_stores import QdrantVectorStore, VectorStore
 
 __all__ = [
+    "AzureBlobSource",
     "AzureDocumentIntelligenceOcr",
     "AzureOpenAILLM",
     "ChatModel",
