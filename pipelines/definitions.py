@@ -87,6 +87,7 @@ def build_resources(settings: Settings) -> dict:
     )
     return {
         "source": build_source(settings),
+        "golden_corpus": LocalFolderSource(root=str(settings.golden_set_path / CORPUS_DIR)),
         "embedder": SentenceTransformerEmbedder(model_path=settings.embedder_path),
         "vector_store": qdrant,
         "ledger": Ledger(url=settings.ledger),
@@ -129,12 +130,12 @@ def build_screening_settings(settings: Settings) -> ScreeningSettings:
 
 def golden_set_run_config(settings: Settings, resources: dict) -> RunConfig:
     """The golden-set job's resources: the production ones, moved into the golden set's
-    namespace (its corpus as the source; its own collections, alias, ledger scope, staged
-    batches and step outputs), so the job cannot write the serving index or its ledger rows."""
+    namespace (its own collections, alias, ledger scope, staged batches and step outputs; in a
+    namespace ingestion reads the ``golden_corpus``), so the job cannot write the serving index
+    or its ledger rows."""
     namespace = settings.golden_namespace
     root = settings.namespace_path(namespace)
     return RunConfig(resources={
-        "source": LocalFolderSource(root=str(settings.golden_set_path / CORPUS_DIR)),
         "ingestion_settings": resources["ingestion_settings"].model_copy(update={"namespace": namespace}),
         "staging": resources["staging"].model_copy(update={"root": str(root / "staging")}),
         "io_manager": FilesystemIOManager(base_dir=str(root / "storage")),
@@ -176,12 +177,9 @@ def build_definitions(settings: Settings, resource_overrides: dict | None = None
                      "set's questions, and move the serving alias to it only if the gate passes."),
         tags=writer,
     )
-    # The golden-set job re-points the folder source at the golden corpus through run config,
-    # which can only configure the source's own class: with a Blob source it cannot exist.
-    golden = [evaluate_golden_set] if isinstance(resources["source"], LocalFolderSource) else []
     return Definitions(
         assets=[*INGESTION_ASSETS, *SCREENING_ASSETS, *EVALUATION_ASSETS, *PROMOTION_ASSETS],
-        jobs=[ingest, *golden, promote_production, rollback],
+        jobs=[ingest, evaluate_golden_set, promote_production, rollback],
         resources=resources,
         executor=in_process_executor,
     )
