@@ -8,6 +8,7 @@ import hashlib
 import uuid
 
 import pytest
+from azure.storage.blob import BlobServiceClient
 
 from core.types import SourceItem, UnlistedPart
 from resources.blob_source import (
@@ -26,8 +27,6 @@ FAST_RETRY = {"retry_total": 2, "retry_initial_backoff_s": 0.01, "retry_incremen
 
 def _container(connection_string: str, blobs: dict[str, tuple[bytes, dict[str, str]]]) -> str:
     """A new container holding ``blobs`` (name -> (bytes, metadata)); returns its name."""
-    from azure.storage.blob import BlobServiceClient
-
     name = f"docs-{uuid.uuid4().hex[:12]}"
     with BlobServiceClient.from_connection_string(connection_string) as service:
         container = service.create_container(name)
@@ -217,6 +216,15 @@ def test_ingest_indexes_blobs_with_their_acl_and_title(azurite, settings, ingest
     assert {p["title"] for p in travel} == {"Travel policy"} and {tuple(p["acl"]) for p in travel} == {("staff", "hr")}
     expenses = [p for p in payloads if p["source"] == _uri(container, "kb/expenses.md")]
     assert {tuple(p["acl"]) for p in expenses} == {("finance", "staff")}
+
+    rerun = ingest(settings, source=source)  # the etag is the version marker: nothing is downloaded
+    assert rerun["success"] and rerun["source_bytes_read"] == 0 and rerun["documents"]["unchanged"] == 2
+
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        service.get_blob_client(container, "kb/expenses.md").set_blob_metadata({"acl": "finance"})
+    assert ingest(settings, source=source)["success"]
+    expenses = [p for p in _payloads(settings) if p["source"] == _uri(container, "kb/expenses.md")]
+    assert expenses and {tuple(p["acl"]) for p in expenses} == {("finance",)}
 
 
 def _payloads(settings) -> list[dict]:
