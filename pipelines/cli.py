@@ -85,6 +85,8 @@ def summarize(result, wall_seconds: float) -> dict[str, Any]:
         "reused_vectors": embeddings.get("reused", 0),
         "upserted": index.get("upserted", 0),
         "deleted_points": index.get("deleted_points", 0) + index.get("replaced_points", 0),
+        "mode": raw.get("mode"),
+        "source_bytes_read": raw.get("source_bytes_read", 0),
         "index_version": raw.get("index_version"),
         "collection": raw.get("collection"),
         "points": index.get("points"),
@@ -142,18 +144,28 @@ def _execute(settings: Settings, job: str, resource_overrides: dict | None, log_
     return result, time.monotonic() - started
 
 
-def run_ingest(settings: Settings, resource_overrides: dict | None = None,
-               log_level: str = "INFO") -> dict[str, Any]:
-    """Run the ``ingest`` job; return its summary. ValueError on invalid settings."""
+def run_ingest(settings: Settings, resource_overrides: dict | None = None, log_level: str = "INFO",
+               upsert: list[str] = (), delete: list[str] = ()) -> dict[str, Any]:
+    """Run the ``ingest`` job, targeted at ``upsert``/``delete`` URIs when any are given (a
+    full reconcile otherwise); return its summary. ValueError on invalid settings."""
+    from assets.ingestion.assets import targeted_run_config
     from pipelines.definitions import INGEST_JOB
 
-    return summarize(*_execute(settings, INGEST_JOB, resource_overrides, log_level))
+    run_config = targeted_run_config(list(upsert), list(delete)).to_config_dict() if upsert or delete else None
+    return summarize(*_execute(settings, INGEST_JOB, resource_overrides, log_level, run_config))
+
+
+def source_uri(name: str) -> str:
+    """A URI as given, or a local path as its file:// URI (``--only docs/a.pdf``)."""
+    return name if "://" in name else Path(name).expanduser().resolve().as_uri()
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
-        summary = run_ingest(settings, log_level="DEBUG" if args.verbose else "INFO")
+        summary = run_ingest(settings, log_level="DEBUG" if args.verbose else "INFO",
+                             upsert=[source_uri(name) for name in args.only],
+                             delete=[source_uri(name) for name in args.delete])
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -358,6 +370,11 @@ def main(argv: list[str] | None = None) -> int:
     ingest = commands.add_parser("ingest", help="bring the index up to date with the source")
     ingest.add_argument("--source", type=Path, help="folder of documents (default: the sample corpus)")
     ingest.add_argument("--chunk-size", type=int, help="chunk size in embedder tokens")
+    ingest.add_argument("--only", action="append", default=[], metavar="URI",
+                        help="a targeted run: index only this source (a URI or a local path; repeatable); "
+                             "the source is not listed and nothing else is deleted")
+    ingest.add_argument("--delete", action="append", default=[], metavar="URI",
+                        help="a targeted run: remove this source from the index if it no longer exists (repeatable)")
     ingest.add_argument("--verbose", action="store_true", help="log every Dagster event")
     ingest.set_defaults(handler=cmd_ingest)
 

@@ -72,6 +72,7 @@ def build_resources(settings: Settings) -> dict:
     )
     return {
         "source": LocalFolderSource(root=str(settings.source_dir)),
+        "golden_corpus": LocalFolderSource(root=str(settings.golden_set_path / CORPUS_DIR)),
         "embedder": SentenceTransformerEmbedder(model_path=settings.embedder_path),
         "vector_store": qdrant,
         "ledger": Ledger(url=settings.ledger),
@@ -114,12 +115,12 @@ def build_screening_settings(settings: Settings) -> ScreeningSettings:
 
 def golden_set_run_config(settings: Settings, resources: dict) -> RunConfig:
     """The golden-set job's resources: the production ones, moved into the golden set's
-    namespace (its corpus as the source; its own collections, alias, ledger scope, staged
-    batches and step outputs), so the job cannot write the serving index or its ledger rows."""
+    namespace (its own collections, alias, ledger scope, staged batches and step outputs; in a
+    namespace ingestion reads the ``golden_corpus``), so the job cannot write the serving index
+    or its ledger rows."""
     namespace = settings.golden_namespace
     root = settings.namespace_path(namespace)
     return RunConfig(resources={
-        "source": LocalFolderSource(root=str(settings.golden_set_path / CORPUS_DIR)),
         "ingestion_settings": resources["ingestion_settings"].model_copy(update={"namespace": namespace}),
         "staging": resources["staging"].model_copy(update={"root": str(root / "staging")}),
         "io_manager": FilesystemIOManager(base_dir=str(root / "storage")),

@@ -355,6 +355,19 @@ class Ledger(ConfigurableResource):
                     set_={name: detail_insert.excluded[name] for name in ("doc_id", "scanner", "rule_ids", "score")},
                 ), details)
 
+    def update_versions(self, index_version: str, markers: dict[str, str]) -> None:
+        """Store new version markers of sources whose content did not change (a touched file),
+        leaving everything else about them, their failure count included, as it is."""
+        if not markers:
+            return
+        statement = (sa.update(documents)
+                     .where(documents.c.index_version == index_version,
+                            documents.c.source == sa.bindparam("source_key"))
+                     .values(version=sa.bindparam("marker")))
+        with self.engine().begin() as connection:
+            connection.execute(statement, [{"source_key": source, "marker": marker}
+                                           for source, marker in markers.items()])
+
     def _record_failures(self, connection, index_version: str, rows: list[LedgerRow], now: datetime) -> None:
         """Count failed attempts per content (once per logical run); success clears them."""
         done = [row.source for row in rows if row.status in ("indexed", "deleted")]

@@ -110,16 +110,20 @@ def _hold_writer_lease(context: AssetExecutionContext, ledger: Ledger, collectio
     description=(
         "Takes the collection's writer lease (one writer per collection) and repairs drift: "
         "removes the points no ledger row accounts for (orphans of a killed run) and forgets "
-        "documents whose points are incomplete. Then lists the document source, hashes every "
-        "document (doc_id = sha256 of its bytes) and classifies it against the ledger (new, "
-        "changed, unchanged, repair, retry, deferred, deleted; sources under a part that could "
-        "not be listed are unknown and kept). Only new, changed, repaired and retried documents "
-        "are staged for the next stages."
+        "documents whose points are incomplete. Then lists the document source (or, in a targeted "
+        "run, looks up only the URIs its config names) and classifies each document against the "
+        "ledger: a version marker (etag, mtime+size) equal to the ledger's means unchanged without "
+        "a read; otherwise the document is read and hashed (doc_id = sha256 of its bytes) and is "
+        "new, changed, unchanged, repair, retry, deferred or deleted (sources under a part that "
+        "could not be listed are unknown and kept). Only new, changed, repaired and retried "
+        "documents are staged for the next stages."
     ),
 )
 def raw_documents(
     context: AssetExecutionContext,
+    config: IngestTargets,
     source: ResourceParam[DocumentSource],
+    golden_corpus: ResourceParam[DocumentSource],
     embedder: ResourceParam[Embedder],
     vector_store: ResourceParam[VectorStore],
     ledger: Ledger,
@@ -141,24 +145,40 @@ def raw_documents(
     repair = stages.repair_index(vector_store, ledger, collection, version, run_id)
     staging.prune(context.run_id)
     writer = staging.writer("raw_documents", context.run_id)
-    scan = stages.scan_source(source, ledger, version, ingestion_settings.max_document_bytes, writer,
-                              ingestion_settings.allow_empty_source, datetime.now(UTC))
+    # A namespace is a golden set's: it is built from the golden set's own corpus.
+    corpus = golden_corpus if ingestion_settings.namespace else source
+    scan = _scan(config, corpus, ledger, version, ingestion_settings, writer)
+    ledger.update_versions(version, scan.remarked)
     for part in scan.unlisted:
         context.log.warning(f"could not list {part.prefix} ({part.reason}): its indexed documents are kept")
     writer.manifest.extra.update(
         index_version=version, collection=collection, deleted=scan.deleted, generation=ledger.generation(version),
         attempted=sum(scan.report.counts[c] for c in PROCESSED_CLASSES),
     )
-    for change in CHANGE_CLASSES:
+    for change in (*CHANGE_CLASSES, "source_bytes_read"):
         scan.report.counts.setdefault(change, 0)
     scan.report.counts.update(repaired_orphan_sources=len(repair.keep), repaired_removed_points=repair.removed_points,
                               repaired_incomplete_documents=len(repair.incomplete))
     output = _finish(context, writer.manifest, scan.report, started, ledger, version, scan.rejections)
-    output.metadata.update(index_version=version, collection=collection)
+    output.metadata.update(index_version=version, collection=collection,
+                           mode="targeted" if config.targeted else "full reconcile")
     if scan.unlisted:
         output.metadata["unlisted"] = MetadataValue.json(
             [{"part": part.prefix, "reason": part.reason} for part in scan.unlisted])
     return output
+
+
+def _scan(config: IngestTargets, source: DocumentSource, ledger: Ledger, version: str,
+          settings: IngestionSettings, writer) -> stages.Scan:
+    now = datetime.now(UTC)
+    if not config.targeted:
+        return stages.scan_source(source, ledger, version, settings.max_document_bytes, writer,
+                                  settings.allow_empty_source, now)
+    try:
+        return stages.scan_targets(source, ledger, version, settings.max_document_bytes, writer, now,
+                                   config.upsert, config.delete)
+    except ValueError as error:
+        raise Failure(description=f"targeted run: {error}") from None
 
 
 def _stale(context: AssetExecutionContext, manifest: Manifest, ledger: Ledger) -> bool:

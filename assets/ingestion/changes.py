@@ -8,9 +8,14 @@
 | same doc_id, last attempt released, or failed and   | retry     | parse, embed, upsert      |
 | its backoff has passed                              |           |                           |
 | same doc_id, failed, backoff not passed yet         | deferred  | the hash only             |
-| different doc_id                                    | changed   | new chunks, then old gone |
+| different doc_id, or the source's metadata changed  | changed   | new chunks, then old gone |
 | in the ledger, no longer listed                     | deleted   | its chunks removed        |
 | in the ledger, under a part that could not be listed| unknown   | kept as it is             |
+| named by a targeted run, absent, not named to delete| missing   | nothing                   |
+
+A source whose version marker (etag, mtime and size; see ``version_marker``) equals the
+ledger's is classified from the ledger row alone, without reading it, unless that row is one
+to process again (repair, retry). Only a changed marker costs a read and a hash.
 
 Before classifying, ``plan_repair`` compares the index with the ledger: points no ledger row
 accounts for (orphans of a killed run) are removed, and a document whose points are
@@ -20,24 +25,56 @@ incomplete loses them and its ``indexed_doc_id``, so it is classified ``repair``
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from core.types import FailureRecord, LedgerRow, UnlistedPart
+from core.types import FailureRecord, LedgerRow, SourceItem, UnlistedPart
 
-CHANGE_CLASSES = ("new", "changed", "unchanged", "repair", "retry", "deferred", "deleted", "unknown")
+CHANGE_CLASSES = ("new", "changed", "unchanged", "repair", "retry", "deferred", "deleted", "unknown", "missing")
 PROCESSED_CLASSES = ("new", "changed", "repair", "retry")
 RETRY_BACKOFF = timedelta(hours=1)
 MAX_RETRY_BACKOFF = timedelta(days=7)
 
 
+SKIPPED_WITHOUT_READ = ("unchanged", "deferred")
+_METADATA_SEPARATOR = "#m"
+
+
+def version_marker(item: SourceItem) -> str:
+    """The version the ledger keeps for a source: the source's marker plus, when the source
+    holds document metadata (title, ACL), a digest of it, so a metadata-only change (an ACL
+    edit keeps the bytes) is seen after the read even though the content hash is the same."""
+    if not item.metadata:
+        return item.version
+    canonical = json.dumps(item.metadata, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{item.version}{_METADATA_SEPARATOR}{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
+
+
+def metadata_changed(row: LedgerRow | None, marker: str) -> bool:
+    if row is None or row.version is None:
+        return False
+    return row.version.partition(_METADATA_SEPARATOR)[2] != marker.partition(_METADATA_SEPARATOR)[2]
+
+
+def classify_without_read(row: LedgerRow | None, marker: str, failure: FailureRecord | None,
+                          now: datetime) -> str | None:
+    """The class of a source whose marker equals the ledger's, when it needs no read; None
+    when its bytes must be read (marker changed, or the document is to be processed again)."""
+    if row is None or not row.doc_id or row.version != marker:
+        return None
+    change = classify(row.doc_id, row, failure, now)
+    return change if change in SKIPPED_WITHOUT_READ else None
+
+
 def classify(doc_id: str, row: LedgerRow | None, failure: FailureRecord | None = None,
-             now: datetime | None = None) -> str:
+             now: datetime | None = None, metadata_changed: bool = False) -> str:
     if row is None or row.status == "deleted":
         return "new"
-    if row.doc_id != doc_id:
+    if row.doc_id != doc_id or metadata_changed:
         return "changed"
     if row.status == "failed":
         waiting = failure is not None and failure.doc_id == doc_id and now < retry_due_at(failure)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from dataclasses import replace
 from typing import Any
+
+from core.types import ParsedDocument
 
 # Bump when cleaning or parsing changes what text a document yields: it changes vectors.
 CLEANING_VERSION = "2"
@@ -29,3 +32,15 @@ def index_version(components: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
 
+
+
+SOURCE_METADATA_FIELDS = ("title", "author", "language", "acl")
+
+
+def with_source_metadata(document: ParsedDocument, metadata: dict[str, Any]) -> ParsedDocument:
+    """The document with what its source says about it (blob metadata) over what parsing
+    found: the source is where an owner sets a title or an ACL on purpose."""
+    given = {name: metadata[name] for name in SOURCE_METADATA_FIELDS if metadata.get(name)}
+    if "acl" in given:
+        given["acl"] = list(given["acl"])
+    return replace(document, **given)

@@ -20,9 +20,12 @@ from assets.ingestion.changes import (
     PROCESSED_CLASSES,
     RepairPlan,
     classify,
+    classify_without_read,
     deleted_sources,
     index_census,
+    metadata_changed,
     plan_repair,
+    version_marker,
 )
 from assets.ingestion.chunking import chunk_document, make_splitter
 from assets.ingestion.documents import (
@@ -30,6 +33,7 @@ from assets.ingestion.documents import (
     doc_id_of,
     index_version,
     point_id,
+    with_source_metadata,
 )
 from assets.ingestion.isolation import IsolatedParser
 from assets.ingestion.limits import ParseLimits
@@ -120,13 +124,16 @@ def _guarded(record: dict[str, Any], work: Callable[[], Any]) -> Any:
 
 @dataclass
 class Scan:
-    """What listing the source found, beyond the stage report."""
+    """What reading the source found, beyond the stage report. ``remarked`` holds the new
+    version markers of sources whose marker changed but whose content did not (a touched
+    file), so the next run skips them without a read."""
 
     report: StageReport
     rejections: list[LedgerRow]
     deleted: list[str]
     unknown: list[str]
     unlisted: list[UnlistedPart]
+    remarked: dict[str, str] = field(default_factory=dict)
 
 
 def repair_index(vector_store, ledger, collection: str, version: str, run_id: str) -> RepairPlan:
@@ -139,62 +146,108 @@ def repair_index(vector_store, ledger, collection: str, version: str, run_id: st
     return plan
 
 
+@dataclass
+class _Scanner:
+    """Classifies listed items against the ledger batch by batch, staging what is to be
+    processed; reads a document's bytes only when its version marker changed."""
+
+    source: Any
+    ledger: Any
+    version: str
+    max_bytes: int
+    writer: BatchWriter
+    now: datetime
+    scan: Scan = field(default_factory=lambda: Scan(StageReport(), [], [], [], []))
+
+    def items(self, items: Iterable) -> set[str]:
+        listed = set()
+        for batch in _batched(items, SCAN_BATCH):
+            self.scan.unlisted += [item for item in batch if isinstance(item, UnlistedPart)]
+            found = [item for item in batch if not isinstance(item, UnlistedPart)]
+            uris = [item.uri for item in found]
+            rows, failures = self.ledger.rows_for(self.version, uris), self.ledger.failures(self.version, uris)
+            for item in found:
+                listed.add(item.uri)
+                rejection = self._item(item, rows.get(item.uri), failures.get(item.uri))
+                if rejection:
+                    self.scan.rejections.append(rejection)
+        self.writer.flush()
+        return listed
+
+    def _item(self, item, row: LedgerRow | None, failure) -> LedgerRow | None:
+        report, marker = self.scan.report, version_marker(item)
+        if skipped := classify_without_read(row, marker, failure, self.now):
+            report.counts[skipped] += 1
+            return None
+        record = {
+            "source": item.uri,
+            "version": marker,
+            "metadata": dict(item.metadata),
+            "indexed_doc_id": row.indexed_doc_id if row else None,
+            "chunk_count": row.chunk_count if row else 0,
+        }
+        try:
+            oversized = item.size > self.max_bytes
+            data = None if oversized else _guarded(record, lambda: self.source.read_bytes(item.uri))
+            record["doc_id"] = (_guarded(record, lambda: self.source.sha256(item.uri)) if oversized
+                                else doc_id_of(data))
+            report.counts["source_bytes_read"] += item.size
+            change = classify(record["doc_id"], row, failure, self.now, metadata_changed(row, marker))
+            report.counts[change] += 1
+            if change == "unchanged" and row.version != marker:
+                self.scan.remarked[item.uri] = marker
+            if change not in PROCESSED_CLASSES:
+                return None
+            if oversized:
+                raise DocumentRejected(
+                    "quarantined",
+                    f"file is {item.size:,} bytes, above max_document_bytes={self.max_bytes:,}; "
+                    "split the file or raise RAGPIPE_MAX_DOCUMENT_BYTES",
+                )
+            self.writer.write({**record, "change": change, "content_b64": base64.b64encode(data).decode()})
+        except DocumentRejected as error:
+            return report.reject(record, error)
+        return None
+
+
 def scan_source(source, ledger, version: str, max_bytes: int, writer: BatchWriter, allow_empty_source: bool,
                 now: datetime) -> Scan:
-    """Hash every listed document, classify it, and stage the bytes of those to process.
-    Ledger rows are looked up batch by batch as the listing streams."""
-    report, rejections, listed, unlisted = StageReport(), [], set(), []
-    for batch in _batched(source.list_items(), SCAN_BATCH):
-        unlisted += [item for item in batch if isinstance(item, UnlistedPart)]
-        items = [item for item in batch if not isinstance(item, UnlistedPart)]
-        uris = [item.uri for item in items]
-        rows, failures = ledger.rows_for(version, uris), ledger.failures(version, uris)
-        for item in items:
-            listed.add(item.uri)
-            rejection = _scan_item(source, item, rows.get(item.uri), failures.get(item.uri), now, max_bytes,
-                                   writer, report)
-            if rejection:
-                rejections.append(rejection)
-    writer.flush()
-    deleted, unknown = deleted_sources(listed, ledger.iter_rows(version), unlisted)
-    if not listed and deleted and not allow_empty_source:
+    """A full reconcile: classify every listed document, and find the ledger's sources that
+    are no longer listed. Ledger rows are looked up batch by batch as the listing streams."""
+    scanner = _Scanner(source, ledger, version, max_bytes, writer, now)
+    listed = scanner.items(source.list_items())
+    scan = scanner.scan
+    scan.deleted, scan.unknown = deleted_sources(listed, ledger.iter_rows(version), scan.unlisted)
+    if not listed and scan.deleted and not allow_empty_source:
         raise RuntimeError(
-            f"the source lists no documents but the ledger holds {len(deleted)}; refusing to delete "
+            f"the source lists no documents but the ledger holds {len(scan.deleted)}; refusing to delete "
             "them all (an unmounted or misconfigured source?). Set RAGPIPE_ALLOW_EMPTY_SOURCE=1 "
             "to empty the index deliberately."
         )
-    report.counts["deleted"], report.counts["unknown"] = len(deleted), len(unknown)
-    return Scan(report, rejections, deleted, unknown, unlisted)
+    scan.report.counts["deleted"], scan.report.counts["unknown"] = len(scan.deleted), len(scan.unknown)
+    return scan
 
 
-def _scan_item(source, item, row: LedgerRow | None, failure, now: datetime, max_bytes: int,
-               writer: BatchWriter, report: StageReport) -> LedgerRow | None:
-    record = {
-        "source": item.uri,
-        "version": item.version,
-        "indexed_doc_id": row.indexed_doc_id if row else None,
-        "chunk_count": row.chunk_count if row else 0,
-    }
-    try:
-        if item.size > max_bytes:
-            record["doc_id"] = _guarded(record, lambda: source.sha256(item.uri))
-        else:
-            data = _guarded(record, lambda: source.read_bytes(item.uri))
-            record["doc_id"] = doc_id_of(data)
-        change = classify(record["doc_id"], row, failure, now)
-        report.counts[change] += 1
-        if change not in PROCESSED_CLASSES:
-            return None
-        if item.size > max_bytes:
-            raise DocumentRejected(
-                "quarantined",
-                f"file is {item.size:,} bytes, above max_document_bytes={max_bytes:,}; "
-                "split the file or raise RAGPIPE_MAX_DOCUMENT_BYTES",
-            )
-        writer.write({**record, "change": change, "content_b64": base64.b64encode(data).decode()})
-    except DocumentRejected as error:
-        return report.reject(record, error)
-    return None
+def scan_targets(source, ledger, version: str, max_bytes: int, writer: BatchWriter, now: datetime,
+                 upsert: list[str], delete: list[str]) -> Scan:
+    """A targeted run: look up only the named sources, never list the source. A named source
+    that exists is classified like a listed one (a delete request for a source that exists
+    again is outdated); one that does not exist is deleted only if it was named in ``delete``
+    and the ledger holds it. Raises ValueError for a URI that is not the source's."""
+    scanner = _Scanner(source, ledger, version, max_bytes, writer, now)
+    found, absent = [], []
+    for uri in sorted(set(upsert) | set(delete)):
+        item = source.item(uri)
+        (found.append(item) if item is not None else absent.append(uri))
+    scanner.items(found)
+    scan = scanner.scan
+    rows = ledger.rows_for(version, absent)
+    named_for_deletion = set(delete)
+    scan.deleted = [uri for uri in absent
+                    if uri in named_for_deletion and uri in rows and rows[uri].status != "deleted"]
+    scan.report.counts["deleted"] = len(scan.deleted)
+    scan.report.counts["missing"] = sum(uri not in named_for_deletion for uri in absent)
+    return scan
 
 
 def _batched(items: Iterable, size: int) -> Iterator[list]:
@@ -266,7 +319,7 @@ def clean_stage(records, writer: BatchWriter, settings, ocr, ledger, version: st
                 yield batch
 
         def parse(record):
-            document = parser.result(pending.pop(record["source"]))
+            document = with_source_metadata(parser.result(pending.pop(record["source"])), record.get("metadata", {}))
             if near_duplicates is not None:
                 near_duplicates.review(record["source"], record["doc_id"], document)
                 marked["near_duplicates_marked"] += document.near_duplicate_of is not None
