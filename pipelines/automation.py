@@ -115,10 +115,10 @@ def build_schedules(job, reconcile_cron: str, incremental_cron: str,
     """The nightly full reconcile, and optionally a frequent one for sources without events:
     with the version short-circuit a reconcile of an unchanged source costs only its listing."""
     purposes = {
-        "reconcile": (reconcile_cron, "Full reconcile: lists the whole source, indexes what is new or changed, "
-                                      "removes what is gone; repairs whatever events missed."),
-        "incremental": (incremental_cron, "Frequent reconcile for sources without events: unchanged documents "
-                                          "cost only their listing entry."),
+        "reconcile": (reconcile_cron, ("Full reconcile: lists the whole source, indexes what is new or "
+                                       "changed, removes what is gone; repairs whatever events missed.")),
+        "incremental": (incremental_cron, ("Frequent reconcile for sources without events: unchanged "
+                                           "documents cost only their listing entry.")),
     }
     return [
         ScheduleDefinition(name=f"{name}_schedule", job=job, cron_schedule=cron, default_status=default_status,

@@ -3,7 +3,14 @@ source and the ingest job's config schema; and which automation each profile sta
 
 from __future__ import annotations
 
-from dagster import DefaultScheduleStatus, DefaultSensorStatus, RunRequest, SkipReason, build_sensor_context, validate_run_config
+from dagster import (
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    SkipReason,
+    build_sensor_context,
+    validate_run_config,
+)
 
 from core.types import SourceItem, UnlistedPart
 from pipelines.automation import decode_snapshot, encode_snapshot, folder_changes
