@@ -6,6 +6,8 @@ import os
 
 from dagster import (
     AssetSelection,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
     Definitions,
     EnvVar,
     FilesystemIOManager,
@@ -19,6 +21,7 @@ from assets.evaluation.golden import CORPUS_DIR
 from assets.ingestion.assets import INGESTION_ASSETS
 from assets.promotion.assets import PROMOTION_ASSETS, rollback
 from assets.screening.assets import SCREENING_ASSETS
+from pipelines.automation import build_folder_sensor, build_schedules
 from pipelines.instance import COLLECTION_TAG
 from pipelines.settings import Settings
 from resources import (
@@ -180,9 +183,22 @@ def build_definitions(settings: Settings, resource_overrides: dict | None = None
     return Definitions(
         assets=[*INGESTION_ASSETS, *SCREENING_ASSETS, *EVALUATION_ASSETS, *PROMOTION_ASSETS],
         jobs=[ingest, evaluate_golden_set, promote_production, rollback],
+        sensors=build_sensors(settings, ingest, resources),
+        schedules=build_schedules(ingest, settings.reconcile_cron, settings.incremental_cron,
+                                  DefaultScheduleStatus.RUNNING if settings.automation_running
+                                  else DefaultScheduleStatus.STOPPED),
         resources=resources,
         executor=in_process_executor,
     )
+
+
+def build_sensors(settings: Settings, ingest, resources: dict) -> list:
+    """The folder watcher for a local folder source."""
+    status = DefaultSensorStatus.RUNNING if settings.automation_running else DefaultSensorStatus.STOPPED
+    sensors = []
+    if isinstance(resources["source"], LocalFolderSource):
+        sensors.append(build_folder_sensor(ingest, status, settings.sensor_interval_s, settings.max_targeted_sources))
+    return sensors
 
 
 defs = build_definitions(Settings.from_env())

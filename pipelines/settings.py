@@ -67,6 +67,12 @@ class Settings:
     poisoning_threshold: float = Setting("RAGPIPE_POISONING_THRESHOLD", resource=IngestionSettings)
     writer_wait_s: float = Setting("RAGPIPE_WRITER_WAIT", resource=IngestionSettings)
     azure_di_endpoint: str = Setting("RAGPIPE_AZURE_DI_ENDPOINT", "")
+    # Automation: "auto" runs sensors and schedules in the production profile, stops them locally.
+    automation: str = Setting("RAGPIPE_AUTOMATION", "auto", choices=("auto", "running", "stopped"))
+    reconcile_cron: str = Setting("RAGPIPE_RECONCILE_CRON", "0 2 * * *")
+    incremental_cron: str = Setting("RAGPIPE_INCREMENTAL_CRON", "")  # e.g. "*/15 * * * *"; unset: none
+    sensor_interval_s: int = Setting("RAGPIPE_SENSOR_INTERVAL", 30)
+    max_targeted_sources: int = Setting("RAGPIPE_MAX_TARGETED_SOURCES", 1000)
     # Evaluation and promotion; the production profile requires the generation tier.
     profile: str = Setting("RAGPIPE_PROFILE", "local", choices=("local", "production"))
     golden_set: str = Setting("RAGPIPE_GOLDEN_SET", "sample")  # a folder under golden_sets/, or a path
@@ -118,6 +124,10 @@ class Settings:
         """The settings that configure ``resource``'s fields of the same name."""
         return {item.name: getattr(self, item.name) for item in fields(self)
                 if item.metadata["setting"].resource is resource}
+
+    @property
+    def automation_running(self) -> bool:
+        return self.automation == "running" or (self.automation == "auto" and self.profile == "production")
 
     @property
     def data_path(self) -> Path:

@@ -1,5 +1,6 @@
 """The Dagster UI, as an operator opens it with `ragpipe ui`: the six ingestion assets wired
-in order with their descriptions, rendered in headless Chromium (Debian's package)."""
+in order with their descriptions, and the sensors and schedules on the Automation page
+(stopped, in the local profile), rendered in headless Chromium (Debian's package)."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def graphql(url: str, query: str) -> dict:
         return json.load(response)["data"]
 
 
-def test_ui_shows_the_ingestion_assets_in_order(dagster_ui, tmp_path):
+def test_ui_shows_the_ingestion_assets_in_order_and_the_automation(dagster_ui, tmp_path):
     nodes = graphql(dagster_ui, "{ assetNodes { assetKey { path } description groupName "
                                 "dependencyKeys { path } } }")["assetNodes"]
     by_name = {node["assetKey"]["path"][-1]: node for node in nodes}
@@ -68,15 +69,30 @@ def test_ui_shows_the_ingestion_assets_in_order(dagster_ui, tmp_path):
         assert by_name[name]["groupName"] == "ingestion" and by_name[name]["description"]
         assert [d["path"][-1] for d in by_name[name]["dependencyKeys"]] == ([upstream] if upstream else [])
 
+    selector = '(repositorySelector: {repositoryName: "__repository__", repositoryLocationName: "ragpipe"})'
+    automation = graphql(dagster_ui, f"{{ sensorsOrError{selector} {{ ... on Sensors {{ results {{ name "
+                                     f"sensorState {{ status }} }} }} }} schedulesOrError{selector} {{ "
+                                     f"... on Schedules {{ results {{ name cronSchedule scheduleState {{ status }} }} }} }} }}")
+    sensors, schedules = automation["sensorsOrError"]["results"], automation["schedulesOrError"]["results"]
+    assert {s["name"]: s["sensorState"]["status"] for s in sensors} == {"folder_watcher": "STOPPED"}
+    assert [(s["name"], s["cronSchedule"], s["scheduleState"]["status"]) for s in schedules] == [
+        ("reconcile_schedule", "0 2 * * *", "STOPPED")]
+
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("Debian chromium not installed (.ci/run installs it)")
-    rendered = subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=20000",
-         # the group's own page: with more than one group, /asset-groups/<group> redirects to the
-         # global lineage, which shows each group collapsed
-         "--dump-dom", f"{dagster_ui}/locations/ragpipe/asset-groups/ingestion"],
-        capture_output=True, text=True, timeout=180,
-    ).stdout
+    # the group's own page: with more than one group, /asset-groups/<group> redirects to the
+    # global lineage, which shows each group collapsed
+    rendered = render(chromium, tmp_path, f"{dagster_ui}/locations/ragpipe/asset-groups/ingestion")
     for name in STAGES:
         assert name in rendered
+    automation_page = render(chromium, tmp_path, f"{dagster_ui}/automation")
+    assert "folder_watcher" in automation_page and "reconcile_schedule" in automation_page
+
+
+def render(chromium: str, tmp_path: Path, url: str) -> str:
+    return subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=20000",
+         "--dump-dom", url],
+        capture_output=True, text=True, timeout=180,
+    ).stdout
