@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import unquote, urlparse
 
+from resources.blob_source import blob_uri
+
 CREATED = "Microsoft.Storage.BlobCreated"
 DELETED = "Microsoft.Storage.BlobDeleted"
 RENAMED = "Microsoft.Storage.BlobRenamed"
@@ -47,7 +49,7 @@ class BlobEvent:
 
     @property
     def uri(self) -> str:
-        return f"az://{self.account}/{self.container}/{self.blob}"
+        return blob_uri(self.account, self.container, self.blob)
 
     @property
     def order(self) -> tuple[int, datetime, str]:

@@ -13,7 +13,6 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
 
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
@@ -21,7 +20,7 @@ from pydantic import Field, PrivateAttr
 from core.types import SourceItem, UnlistedPart
 from resources.sources import SourceUnavailableError
 
-SCHEME = "az"
+SCHEME = "az://"
 # Each download request fetches at most this much, so hashing a large blob stays bounded.
 _DOWNLOAD_CHUNK = 4 << 20
 _METADATA_FIELDS = ("title", "author", "language")
@@ -29,17 +28,18 @@ _ACL_SEPARATORS = re.compile(r"[,;]")
 
 
 def blob_uri(account: str, container: str, name: str) -> str:
-    """``az://<account>/<container>/<name>``, the name percent-encoded like a URL path."""
-    return f"{SCHEME}://{account}/{container}/{quote(name, safe='/')}"
+    """``az://<account>/<container>/<name>``, the blob name as is (account and container names
+    cannot hold a slash, so the name is everything after the second one)."""
+    return f"{SCHEME}{account}/{container}/{name}"
 
 
 def parse_blob_uri(uri: str) -> tuple[str, str, str]:
     """(account, container, blob name) of an ``az://`` URI; ValueError for any other URI."""
-    parsed = urlsplit(uri)
-    container, _, name = parsed.path.removeprefix("/").partition("/")
-    if parsed.scheme != SCHEME or not parsed.netloc or not container or not name or parsed.query or parsed.fragment:
+    account, _, rest = uri.removeprefix(SCHEME).partition("/")
+    container, _, name = rest.partition("/")
+    if not uri.startswith(SCHEME) or not (account and container and name):
         raise ValueError(f"{uri} is not a blob URI of the form az://<account>/<container>/<blob name>")
-    return parsed.netloc, container, unquote(name)
+    return account, container, name
 
 
 def parse_acl(value: str) -> list[str]:
@@ -162,6 +162,12 @@ class AzureBlobSource(ConfigurableResource):
                          f"lookups, {stats.downloads} downloads, {stats.bytes_read:,} bytes read")
         self.close()
 
+    def uri_prefixes(self) -> list[str]:
+        """The URIs of the listed prefixes (``az://<account>/<container>/<prefix>``): what this
+        source covers, for matching Blob events."""
+        account = self._container_client().account_name
+        return [blob_uri(account, self.container, prefix) for prefix in listing_prefixes(self.prefixes)]
+
     def _root_uri(self) -> str:
         return blob_uri(self._container_client().account_name, self.container, "")
 
@@ -254,13 +260,11 @@ class AzureBlobSource(ConfigurableResource):
     def _blob_client(self, uri: str):
         """The client of the blob a URI names, which must lie in this container under one of the
         prefixes: run config names URIs, and must not reach blobs outside the corpus."""
-        client = self._container_client()
-        account, container, name = parse_blob_uri(uri)
-        prefixes = listing_prefixes(self.prefixes)
-        if (account, container) != (client.account_name, self.container) or not name.startswith(tuple(prefixes)):
-            scope = " or ".join(blob_uri(client.account_name, self.container, prefix) for prefix in prefixes)
-            raise ValueError(f"{uri} is not a blob under {scope}")
-        return client.get_blob_client(name)
+        _, _, name = parse_blob_uri(uri)
+        scope = self.uri_prefixes()
+        if not uri.startswith(tuple(scope)):
+            raise ValueError(f"{uri} is not a blob under {' or '.join(scope)}")
+        return self._container_client().get_blob_client(name)
 
     def _item(self, blob) -> SourceItem:
         return SourceItem(
