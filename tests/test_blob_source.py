@@ -260,6 +260,7 @@ def test_settings_select_the_blob_source_and_keep_the_connection_string_in_the_e
     definitions = build_definitions(settings)
     source = definitions.resources["source"]
     assert source.connection_string == EnvVar("RAGPIPE_BLOB_CONNECTION_STRING")
+    assert source.uri_prefixes() == [f"az://{ACCOUNT}/docs/handbook/", f"az://{ACCOUNT}/docs/policies/"]
     assert ACCOUNT_KEY not in repr(definitions.resources) + repr(definitions.resolve_job_def(INGEST_JOB).run_config)
     # every job loads with a Blob source; the golden set still reads its own corpus folder
     assert {job.name for job in definitions.resolve_all_job_defs()} >= {INGEST_JOB, GOLDEN_SET_JOB}
