@@ -22,6 +22,7 @@ from assets.ingestion.assets import INGESTION_ASSETS
 from assets.promotion.assets import PROMOTION_ASSETS, rollback
 from assets.screening.assets import SCREENING_ASSETS
 from pipelines.automation import build_folder_sensor, build_schedules
+from pipelines.blob_sensor import build_blob_event_sensor
 from pipelines.instance import COLLECTION_TAG
 from pipelines.settings import Settings
 from resources import (
@@ -40,6 +41,7 @@ from resources import (
     TesseractOcr,
 )
 from resources.azure_ai import AzureLanguagePiiDetector, AzurePromptShield
+from resources.event_queue import AzureStorageQueue
 from resources.screening import HASH_SALT_ENV, ScreeningSettings, load_screening_file
 
 INGEST_JOB = "ingest"
@@ -48,6 +50,7 @@ PRODUCTION_JOB = "promote_production"
 PIPELINE_GROUPS = ("ingestion", "screening", "evaluation", "promotion")
 QDRANT_API_KEY_ENV = "RAGPIPE_QDRANT_API_KEY"
 BLOB_CONNECTION_STRING_ENV = "RAGPIPE_BLOB_CONNECTION_STRING"
+EVENT_QUEUE_CONNECTION_STRING_ENV = "RAGPIPE_EVENT_QUEUE_CONNECTION_STRING"
 
 
 def _optional_secret(variable: str) -> EnvVar | None:
@@ -118,6 +121,10 @@ def build_resources(settings: Settings) -> dict:
         "judge": build_llm(settings.judge_kind, settings.judge_url, settings.judge_model,
                            "judge", settings.azure_openai_api_version),
         "io_manager": FilesystemIOManager(base_dir=str(settings.dagster_home / "storage")),
+        **({"event_queue": AzureStorageQueue(
+            queue_name=settings.event_queue, account_url=settings.event_queue_account_url,
+            connection_string=_optional_secret(EVENT_QUEUE_CONNECTION_STRING_ENV) or "",
+        )} if settings.event_queue else {}),
     }
 
 
@@ -193,12 +200,17 @@ def build_definitions(settings: Settings, resource_overrides: dict | None = None
 
 
 def build_sensors(settings: Settings, ingest, resources: dict) -> list:
-    """The folder watcher for a local folder source."""
+    """The folder watcher for a local folder source; the Blob-event sensor for a Blob source
+    whose events reach a Storage Queue."""
     status = DefaultSensorStatus.RUNNING if settings.automation_running else DefaultSensorStatus.STOPPED
-    sensors = []
-    if isinstance(resources["source"], LocalFolderSource):
-        sensors.append(build_folder_sensor(ingest, status, settings.sensor_interval_s, settings.max_targeted_sources))
-    return sensors
+    source = resources["source"]
+    if isinstance(source, LocalFolderSource):
+        return [build_folder_sensor(ingest, status, settings.sensor_interval_s, settings.max_targeted_sources)]
+    if isinstance(source, AzureBlobSource) and "event_queue" in resources:
+        return [build_blob_event_sensor(ingest, source.uri_prefixes(), default_status=status,
+                                        batch_size=settings.event_batch_size,
+                                        minimum_interval_seconds=settings.sensor_interval_s)]
+    return []
 
 
 defs = build_definitions(Settings.from_env())

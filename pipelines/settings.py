@@ -72,6 +72,10 @@ class Settings:
     reconcile_cron: str = Setting("RAGPIPE_RECONCILE_CRON", "0 2 * * *")
     incremental_cron: str = Setting("RAGPIPE_INCREMENTAL_CRON", "")  # e.g. "*/15 * * * *"; unset: none
     sensor_interval_s: int = Setting("RAGPIPE_SENSOR_INTERVAL", 30)
+    # The Storage Queue Event Grid delivers the container's blob events to (Blob source only).
+    event_queue: str = Setting("RAGPIPE_EVENT_QUEUE", "")
+    event_queue_account_url: str = Setting("RAGPIPE_EVENT_QUEUE_ACCOUNT_URL", "")
+    event_batch_size: int = Setting("RAGPIPE_EVENT_BATCH", 32)
     max_targeted_sources: int = Setting("RAGPIPE_MAX_TARGETED_SOURCES", 1000)
     # Evaluation and promotion; the production profile requires the generation tier.
     profile: str = Setting("RAGPIPE_PROFILE", "local", choices=("local", "production"))
