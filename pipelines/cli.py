@@ -104,6 +104,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     print(f"run {summary['run_id']}: {'succeeded' if summary['success'] else 'FAILED'} "
           f"in {summary['wall_seconds']} s")
     if summary["collection"] is not None:  # None: the run stopped before it read the source
+        print(f"{summary['mode']}: read {summary['source_bytes_read']:,} document bytes from the source")
         print("documents: " + ", ".join(f"{name} {count}" for name, count in docs.items()))
         print(f"chunks {summary['chunks']} ({summary['tokens']} tokens), embedded {summary['embedded']}, "
               f"reused {summary['reused_vectors']}, upserted {summary['upserted']}, "
