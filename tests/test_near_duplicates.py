@@ -88,3 +88,21 @@ def test_pipeline_marks_a_near_duplicate_of_an_earlier_run_then_skips_when_confi
     assert len(reasons) == 1
     (name, reason), = reasons.items()
     assert reason.startswith("near-duplicate of file://") and name in ("memo.txt", "memo-copy.txt")
+
+
+def test_known_signatures_are_read_only_when_a_document_is_reviewed():
+    """A run with nothing to parse must not pay for loading every stored signature."""
+    reads = []
+    original = NearDuplicateIndex("mark", 0.8)
+    text = memo(3)
+    original.review("file:///a", "a", document(text))
+
+    def stored():
+        reads.append(True)
+        yield from original.added
+
+    index = NearDuplicateIndex("mark", 0.8, stored())
+    assert reads == []
+    copy = document(edited(text))
+    index.review("file:///b", "b", copy)
+    assert reads == [True] and copy.near_duplicate_of == "file:///a"

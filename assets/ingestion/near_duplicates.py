@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import InitVar, dataclass, field
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -44,27 +45,32 @@ class StoredSignature:
 @dataclass
 class NearDuplicateIndex:
     """An LSH of the known signatures plus those added this run; ``review`` marks or rejects
-    a document."""
+    a document. The known signatures are loaded at the first review, so a run with nothing to
+    parse (an unchanged rerun, most targeted runs' nothing-new) does not pay for them."""
 
     mode: str
     threshold: float
-    known: InitVar[Iterable[StoredSignature]] = ()  # consumed as it streams, not kept
+    known: Iterable[StoredSignature] = ()  # consumed as it streams, at the first review
     added: list[StoredSignature] = field(default_factory=list)
+    _lsh: Any = field(default=None, init=False, repr=False)
+    _doc_ids: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
-    def __post_init__(self, known: Iterable[StoredSignature]):
+    def _load(self) -> None:
         from datasketch import MinHash, MinHashLSH
 
         self._lsh = MinHashLSH(threshold=self.threshold, num_perm=NUM_PERM)
-        self._doc_ids: dict[str, str] = {}
-        for stored in known:
+        for stored in self.known:
             values = np.frombuffer(stored.hashvalues, dtype=np.uint32)
             self._insert(stored.source, stored.doc_id, MinHash(hashvalues=values, scheme=SCHEME))
+        self.known = ()
 
     def review(self, source: str, doc_id: str, document: ParsedDocument) -> None:
         """Set ``near_duplicate_of`` (mode ``mark``) or quarantine the document (``skip``).
 
         A document whose exact content is already known is no near-duplicate: like its twin,
         it goes the exact-duplicate way (embedded once, indexed at both sources)."""
+        if self._lsh is None:
+            self._load()
         minhash = signature(document.text)
         similar = [other for other in self._lsh.query(minhash) if other != source]
         exact_twin = any(self._doc_ids[other] == doc_id for other in similar)
