@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,3 +85,28 @@ def running_azurite(workdir: Path) -> Iterator[Azurite]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.contextmanager
+def counted_sdk_calls() -> Iterator[Counter]:
+    """Counts the Blob SDK's listing calls (``list_blobs``) and downloads (``download_blob``, and
+    ``download_blob:<name>`` per blob), below the source resource, while the block runs."""
+    from azure.storage.blob import BlobClient, ContainerClient
+
+    calls: Counter = Counter()
+    list_blobs, download_blob = ContainerClient.list_blobs, BlobClient.download_blob
+
+    def listing(self, *args, **kwargs):
+        calls["list_blobs"] += 1
+        return list_blobs(self, *args, **kwargs)
+
+    def download(self, *args, **kwargs):
+        calls["download_blob"] += 1
+        calls[f"download_blob:{self.blob_name}"] += 1
+        return download_blob(self, *args, **kwargs)
+
+    ContainerClient.list_blobs, BlobClient.download_blob = listing, download
+    try:
+        yield calls
+    finally:
+        ContainerClient.list_blobs, BlobClient.download_blob = list_blobs, download_blob

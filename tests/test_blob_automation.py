@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
-from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
 from azure.storage.queue import QueueClient
 from dagster import DagsterInstance, EnvVar, RunRequest, build_sensor_context
 
@@ -19,7 +20,7 @@ from pipelines.definitions import INGEST_JOB, build_definitions, build_resources
 from pipelines.settings import Settings
 from resources.blob_source import AzureBlobSource, blob_uri
 from resources.event_queue import AzureStorageQueue
-from tests.azurite import ACCOUNT
+from tests.azurite import ACCOUNT, counted_sdk_calls
 from tests.blob_event_messages import CREATED, DELETED, TIER_CHANGED, blob_event, body
 from tests.corpus import prose
 
@@ -69,23 +70,9 @@ def _index(settings: Settings) -> tuple[dict[str, dict], dict[str, tuple]]:
 
 
 @pytest.fixture
-def sdk_calls(monkeypatch) -> Counter:
-    """Counts the Blob SDK's listing calls and the blobs downloaded, below the source resource."""
-    calls: Counter = Counter()
-    list_blobs, download_blob = ContainerClient.list_blobs, BlobClient.download_blob
-
-    def listing(self, *args, **kwargs):
-        calls["list"] += 1
-        return list_blobs(self, *args, **kwargs)
-
-    def download(self, *args, **kwargs):
-        calls["download"] += 1
-        calls[f"download:{self.blob_name}"] += 1
-        return download_blob(self, *args, **kwargs)
-
-    monkeypatch.setattr(ContainerClient, "list_blobs", listing)
-    monkeypatch.setattr(BlobClient, "download_blob", download)
-    return calls
+def sdk_calls() -> Iterator[Counter]:
+    with counted_sdk_calls() as calls:
+        yield calls
 
 
 def test_blob_events_bring_the_index_to_what_a_full_reconcile_gives(azurite, storage, tmp_path, sdk_calls):
@@ -98,7 +85,7 @@ def test_blob_events_bring_the_index_to_what_a_full_reconcile_gives(azurite, sto
     sdk_calls.clear()
     unchanged = run_ingest(settings, {"source": source})
     assert unchanged["documents"]["unchanged"] == 50 and unchanged["source_bytes_read"] == 0
-    assert sdk_calls["download"] == 0 and sdk_calls["list"] == 1
+    assert sdk_calls["download_blob"] == 0 and sdk_calls["list_blobs"] == 1
 
     # 3 modified (doc-02 by delete and re-upload), 2 deleted, 2 created.
     for seed in (0, 1):
@@ -150,8 +137,8 @@ def test_blob_events_bring_the_index_to_what_a_full_reconcile_gives(azurite, sto
         assert summary["success"] and summary["mode"] == "targeted"
         docs = summary["documents"]
         assert (docs["changed"], docs["new"], docs["deleted"], docs["unchanged"]) == (3, 2, 2, 0)
-        assert sdk_calls["list"] == 0 and sdk_calls["download"] == 5
-        assert all(sdk_calls[f"download:docs/{n}.md"] == 1 for n in ("doc-00", "doc-01", "doc-02", "new-0", "new-1"))
+        assert sdk_calls["list_blobs"] == 0 and sdk_calls["download_blob"] == 5
+        assert all(sdk_calls[f"download_blob:docs/{n}.md"] == 1 for n in ("doc-00", "doc-01", "doc-02", "new-0", "new-1"))
 
         # The next tick deletes the batch's messages now that its run is recorded.
         assert tick(cursor)[0] == []
