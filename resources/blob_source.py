@@ -14,10 +14,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dagster import ConfigurableResource, EnvVar, InitResourceContext
+from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from core.types import SourceItem, UnlistedPart
+from resources.secrets import secret_value
 from resources.sources import SourceUnavailableError
 
 SCHEME = "az://"
@@ -125,7 +126,7 @@ class AzureBlobSource(ConfigurableResource):
             }
             if self.connection_string:
                 try:
-                    service = BlobServiceClient.from_connection_string(_secret(self.connection_string), **options)
+                    service = BlobServiceClient.from_connection_string(secret_value(self.connection_string), **options)
                 except ValueError:
                     raise SourceUnavailableError(
                         "the Blob Storage connection string (RAGPIPE_BLOB_CONNECTION_STRING) is malformed") from None
@@ -273,12 +274,6 @@ class AzureBlobSource(ConfigurableResource):
             size=blob.size,
             metadata=blob_metadata(blob.metadata, self.acl_metadata_key),
         )
-
-
-def _secret(value: str) -> str:
-    """The value of a field given as an ``EnvVar``: Dagster resolves it for a run, but the
-    resource is also used as built (the CLI, sensor wiring, tests)."""
-    return (value.get_value() or "") if isinstance(value, EnvVar) else value
 
 
 def _is_folder(blob) -> bool:

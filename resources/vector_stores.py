@@ -10,6 +10,7 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
 from core.types import Hit, Point
+from resources.secrets import secret_value
 
 
 class VectorStore(Protocol):
@@ -60,7 +61,7 @@ class QdrantVectorStore(ConfigurableResource):
             from qdrant_client import QdrantClient
 
             if self.url:
-                self._client = QdrantClient(url=self.url, api_key=self.api_key)
+                self._client = QdrantClient(url=self.url, api_key=secret_value(self.api_key))
             else:
                 Path(self.path).mkdir(parents=True, exist_ok=True)
                 try:

@@ -138,11 +138,15 @@ class _Handler(JsonHandler):
     client: QdrantClient
     lock: threading.Lock
     requests: list[tuple[str, str]]
+    api_key: str | None
 
     def _answer(self) -> None:
         path = urlsplit(self.path).path
         body = self.read_json()
         self.requests.append((self.command, path))
+        if self.api_key and self.headers.get("api-key") != self.api_key:  # as a server with a key answers
+            return self.send_json(401, {"status": {"error": "Must provide an API key or an Authorization bearer token"},
+                                        "time": 0.0})
         if (self.command, path) == ("GET", "/"):  # the version the client checks, unwrapped
             return self.send_json(200, {"title": "qdrant contract server", "version": version("qdrant-client")})
         for method, pattern, handler in ROUTES:
@@ -162,10 +166,12 @@ class _Handler(JsonHandler):
 
 
 @contextmanager
-def qdrant_contract_server() -> Iterator[tuple[str, list[tuple[str, str]]]]:
-    """Serve on a free loopback port; yields the URL and the (method, path) of every request."""
+def qdrant_contract_server(api_key: str | None = None) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """Serve on a free loopback port; yields the URL and the (method, path) of every request.
+    With ``api_key``, a request without that ``api-key`` header is refused (401)."""
     client, requests = QdrantClient(":memory:"), []
-    handler = type("Handler", (_Handler,), {"client": client, "lock": threading.Lock(), "requests": requests})
+    handler = type("Handler", (_Handler,), {"client": client, "lock": threading.Lock(), "requests": requests,
+                                            "api_key": api_key})
     try:
         with serving(handler) as url:
             yield url, requests

@@ -37,3 +37,15 @@ def test_ingest_against_a_server_without_an_api_key(ingest, settings, corpus, in
     assert {("PUT", collection), ("PUT", f"{collection}/index"), ("PUT", f"{collection}/points"),
             ("POST", f"{collection}/points/delete")} <= set(requests)
     assert not (settings.data_path / "qdrant").exists()  # nothing went to local mode
+
+
+@pytest.mark.filterwarnings("ignore:Failed to obtain server version")
+@pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection")
+def test_the_api_key_reaches_a_server_that_requires_one_outside_a_run_too(settings, monkeypatch):
+    """`ragpipe status` uses the vector store as built, where the key is still an EnvVar."""
+    from pipelines.cli import status
+
+    monkeypatch.setenv("RAGPIPE_QDRANT_API_KEY", "a-server-key")
+    with qdrant_contract_server(api_key="a-server-key") as (url, requests):
+        report = status(replace(settings, qdrant_url=url))
+    assert report["collections"] == {} and ("GET", "/collections") in requests
