@@ -355,6 +355,13 @@ class Ledger(ConfigurableResource):
                     set_={name: detail_insert.excluded[name] for name in ("doc_id", "scanner", "rule_ids", "score")},
                 ), details)
 
+    def indexed_point_count(self, index_version: str) -> int:
+        """The points the ledger says the version's collection holds."""
+        query = sa.select(sa.func.coalesce(sa.func.sum(documents.c.chunk_count), 0)).where(
+            documents.c.index_version == index_version, documents.c.indexed_doc_id.is_not(None))
+        with self.engine().connect() as connection:
+            return int(connection.execute(query).scalar_one())
+
     def update_versions(self, index_version: str, markers: dict[str, str]) -> None:
         """Store new version markers of sources whose content did not change (a touched file),
         leaving everything else about them, their failure count included, as it is."""

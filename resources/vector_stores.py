@@ -26,7 +26,7 @@ class VectorStore(Protocol):
 
     def point_ids(self, name: str) -> set[str]: ...
 
-    def point_sources(self, name: str) -> Iterator[tuple[str, str]]: ...
+    def point_sources(self, name: str, sources: list[str] | None = None) -> Iterator[tuple[str, str]]: ...
 
     def count(self, name: str) -> int: ...
 
@@ -119,11 +119,12 @@ class QdrantVectorStore(ConfigurableResource):
         )
         self.client().delete(name, points_selector=models.FilterSelector(filter=selector), wait=True)
 
-    def _scroll(self, name: str, with_payload: bool | list[str] = False) -> Iterator[Any]:
+    def _scroll(self, name: str, with_payload: bool | list[str] = False, scroll_filter: Any = None) -> Iterator[Any]:
         offset = None
         while True:
             records, offset = self.client().scroll(
                 name,
+                scroll_filter=scroll_filter,
                 limit=256,
                 offset=offset,
                 with_payload=with_payload,
@@ -145,11 +146,16 @@ class QdrantVectorStore(ConfigurableResource):
             return set()
         return {str(record.id) for record in self._scroll(name)}
 
-    def point_sources(self, name: str) -> Iterator[tuple[str, str]]:
-        """(source, doc_id) of every point, streamed with only those payload fields."""
+    def point_sources(self, name: str, sources: list[str] | None = None) -> Iterator[tuple[str, str]]:
+        """(source, doc_id) of every point, or of the points of ``sources`` only, streamed with
+        only those payload fields."""
+        from qdrant_client import models
+
         if not self.collection_exists(name):
             return
-        for record in self._scroll(name, with_payload=["source", "doc_id"]):
+        only = (models.Filter(must=[models.FieldCondition(key="source", match=models.MatchAny(any=sources))])
+                if sources is not None else None)
+        for record in self._scroll(name, with_payload=["source", "doc_id"], scroll_filter=only):
             payload = record.payload or {}
             yield payload.get("source", ""), payload.get("doc_id", "")
 

@@ -5,12 +5,13 @@ nothing unnamed is deleted), on the local folder source and the real ingest job.
 from __future__ import annotations
 
 import os
+import uuid
 from collections import Counter
 
 import pytest
 
 from assets.ingestion.changes import classify, metadata_changed, version_marker
-from core.types import LedgerRow, SourceItem
+from core.types import LedgerRow, Point, SourceItem
 from pipelines.cli import run_ingest
 from resources.sources import LocalFolderSource
 from tests.corpus import markdown_doc, prose
@@ -121,3 +122,50 @@ def test_a_metadata_only_change_reindexes_the_document():
     assert classify("d", row, metadata_changed=metadata_changed(row, version_marker(after))) == "changed"
     assert not metadata_changed(row, version_marker(retagged))
     assert classify("d", row, metadata_changed=metadata_changed(row, version_marker(retagged))) == "unchanged"
+
+
+def _add_orphan(settings, source: str) -> None:
+    """A point no ledger row accounts for, as a run killed between upsert and ledger leaves."""
+    from pipelines.definitions import build_resources
+
+    resources = build_resources(settings)
+    store, ledger = resources["vector_store"], resources["ledger"]
+    try:
+        (version,) = ledger.status_counts()
+        collection = f"{settings.collection}__{version}"
+        (point_id, payload), *_ = store.payloads(collection)
+        vector = store.vectors(collection, [point_id])[point_id]
+        store.upsert(collection, [Point(id=str(uuid.uuid4()), vector=vector,
+                                        payload={**payload, "source": source, "doc_id": "0" * 64})])
+    finally:
+        store.close()
+
+
+def test_a_targeted_run_repairs_only_its_sources_unless_the_point_counts_disagree(settings, corpus, index_state):
+    run_ingest(settings)
+    named = corpus / "notes-3.txt"
+    named.write_text(prose(600, 5), encoding="utf-8")
+
+    clean = run_ingest(settings, upsert=[named.resolve().as_uri()])
+    assert clean["success"] and clean["repaired"]["removed_points"] == 0
+    assert _raw_metadata(settings, clean["run_id"])["repair_scope"] == "named sources"
+
+    _add_orphan(settings, (corpus / "notes-7.txt").resolve().as_uri())  # drift at a source it does not name
+    named.write_text(prose(601, 5), encoding="utf-8")
+    drifted = run_ingest(settings, upsert=[named.resolve().as_uri()])
+    assert drifted["success"] and drifted["repaired"] == {"orphan_sources": 1, "removed_points": 1,
+                                                          "incomplete_documents": 0}
+    assert _raw_metadata(settings, drifted["run_id"])["repair_scope"] == "whole index"
+    assert_index_matches_ledger(index_state)
+
+
+def _raw_metadata(settings, run_id: str) -> dict:
+    from dagster import AssetKey, DagsterInstance
+
+    from pipelines.instance import ensure_dagster_home
+
+    ensure_dagster_home(settings.dagster_home)
+    with DagsterInstance.get() as instance:
+        event = instance.get_latest_materialization_event(AssetKey("raw_documents"))
+        assert event.run_id == run_id
+        return {key: value.value for key, value in event.asset_materialization.metadata.items()}

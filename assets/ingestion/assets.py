@@ -22,7 +22,7 @@ from dagster import (
 from pydantic import Field
 
 from assets.ingestion import stages
-from assets.ingestion.changes import CHANGE_CLASSES, PROCESSED_CLASSES, expected_point_count
+from assets.ingestion.changes import CHANGE_CLASSES, PROCESSED_CLASSES
 from assets.screening.assets import build_screener
 from core.types import LeaseHeld, LedgerRow, Manifest
 from resources.azure_ai import InjectionShield, PiiDetector
@@ -110,7 +110,8 @@ def _hold_writer_lease(context: AssetExecutionContext, ledger: Ledger, collectio
     description=(
         "Takes the collection's writer lease (one writer per collection) and repairs drift: "
         "removes the points no ledger row accounts for (orphans of a killed run) and forgets "
-        "documents whose points are incomplete. Then lists the document source (or, in a targeted "
+        "documents whose points are incomplete (a targeted run compares only its named sources, "
+        "unless the collection's point count differs from the ledger's). Then lists the document source (or, in a targeted "
         "run, looks up only the URIs its config names) and classifies each document against the "
         "ledger: a version marker (etag, mtime+size) equal to the ledger's means unchanged without "
         "a read; otherwise the document is read and hashed (doc_id = sha256 of its bytes) and is "
@@ -142,7 +143,8 @@ def raw_documents(
     collection = stages.collection_name(ingestion_settings.alias, version)
     _hold_writer_lease(context, ledger, collection, ingestion_settings.writer_wait_s)
     run_id = stages.logical_run_id(context)
-    repair = stages.repair_index(vector_store, ledger, collection, version, run_id)
+    named = sorted({*config.upsert, *config.delete}) if config.targeted else None
+    repair = stages.repair_index(vector_store, ledger, collection, version, run_id, named)
     staging.prune(context.run_id)
     writer = staging.writer("raw_documents", context.run_id)
     # A namespace is a golden set's: it is built from the golden set's own corpus.
@@ -160,7 +162,7 @@ def raw_documents(
     scan.report.counts.update(repaired_orphan_sources=len(repair.keep), repaired_removed_points=repair.removed_points,
                               repaired_incomplete_documents=len(repair.incomplete))
     output = _finish(context, writer.manifest, scan.report, started, ledger, version, scan.rejections)
-    output.metadata.update(index_version=version, collection=collection,
+    output.metadata.update(index_version=version, collection=collection, repair_scope=repair.scope,
                            mode="targeted" if config.targeted else "full reconcile")
     if scan.unlisted:
         output.metadata["unlisted"] = MetadataValue.json(
@@ -335,7 +337,7 @@ def vector_index(context: AssetExecutionContext, embeddings: Manifest, staging: 
         ledger.advance_generation(version)
         ledger.clear_vector_cache(collection)
     run_counts: Counter = ledger.run_counts(version, run_id)
-    points, expected = vector_store.count(collection), expected_point_count(ledger.iter_rows(version))
+    points, expected = vector_store.count(collection), ledger.indexed_point_count(version)
     result = Manifest(stage="vector_index", run_id=context.run_id, count=report.counts["upserted"],
                       extra={"index_version": version, "collection": collection})
     output = _finish(context, result, report, started)

@@ -108,6 +108,7 @@ def deleted_sources(listed: set[str], rows: Iterable[LedgerRow],
 class RepairPlan:
     """What the index holds that the ledger does not account for, and what it lacks."""
 
+    scope: str = "whole index"  # or "named sources", in a targeted run
     keep: dict[str, str | None] = field(default_factory=dict)  # source -> the doc_id to keep
     incomplete: list[LedgerRow] = field(default_factory=list)  # rows as they become: not indexed
     removed_points: int = 0
@@ -142,6 +143,3 @@ def index_census(point_sources: Iterable[tuple[str, str]]) -> dict[str, Counter]
         census.setdefault(source, Counter())[doc_id] += 1
     return census
 
-
-def expected_point_count(rows: Iterable[LedgerRow]) -> int:
-    return sum(row.chunk_count for row in rows if row.indexed_doc_id)

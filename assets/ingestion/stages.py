@@ -136,10 +136,20 @@ class Scan:
     remarked: dict[str, str] = field(default_factory=dict)
 
 
-def repair_index(vector_store, ledger, collection: str, version: str, run_id: str) -> RepairPlan:
+def repair_index(vector_store, ledger, collection: str, version: str, run_id: str,
+                 sources: list[str] | None = None) -> RepairPlan:
     """Make the index and the ledger agree before scanning: remove the points no ledger row
-    accounts for, and forget documents whose points are incomplete so they are indexed again."""
-    plan = plan_repair(index_census(vector_store.point_sources(collection)), ledger.iter_rows(version))
+    accounts for, and forget documents whose points are incomplete so they are indexed again.
+
+    With ``sources`` (a targeted run), only their points are compared, unless the collection's
+    point count differs from the ledger's: then drift lies elsewhere too and the whole index is
+    repaired. The scheduled full reconcile always compares the whole index."""
+    scoped = sources is not None and vector_store.count(collection) == ledger.indexed_point_count(version)
+    if scoped:
+        census, rows = vector_store.point_sources(collection, sources), ledger.rows_for(version, sources).values()
+    else:
+        census, rows = vector_store.point_sources(collection), ledger.iter_rows(version)
+    plan = replace(plan_repair(index_census(census), rows), scope="named sources" if scoped else "whole index")
     for source, keep in plan.keep.items():
         vector_store.delete_source(collection, source, keep_doc_id=keep)
     ledger.record(version, [replace(row, run_id=run_id) for row in plan.incomplete])
