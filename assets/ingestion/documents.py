@@ -32,15 +32,10 @@ def index_version(components: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
 
-
-
 SOURCE_METADATA_FIELDS = ("title", "author", "language", "acl")
 
 
 def with_source_metadata(document: ParsedDocument, metadata: dict[str, Any]) -> ParsedDocument:
     """The document with what its source says about it (blob metadata) over what parsing
     found: the source is where an owner sets a title or an ACL on purpose."""
-    given = {name: metadata[name] for name in SOURCE_METADATA_FIELDS if metadata.get(name)}
-    if "acl" in given:
-        given["acl"] = list(given["acl"])
-    return replace(document, **given)
+    return replace(document, **{name: metadata[name] for name in SOURCE_METADATA_FIELDS if metadata.get(name)})
