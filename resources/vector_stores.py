@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
+from core.access import AccessFilter
 from core.types import Hit, Point
 from resources.secrets import secret_value
 
@@ -32,7 +33,12 @@ class VectorStore(Protocol):
 
     def collections(self) -> dict[str, int]: ...
 
-    def search(self, name: str, vector: list[float], limit: int) -> list[Hit]: ...
+    native_hybrid: bool  # the store fuses text and vector ranking itself (else the retriever does)
+
+    def search(self, name: str, vector: list[float] | None, limit: int, *, text: str | None = None,
+               access: AccessFilter | None = None) -> list[Hit]:
+        """Top ``limit`` chunks by ``vector``; by ``text`` too in a store with native hybrid;
+        only those ``access`` allows. ``name`` may be an alias."""
 
     def payloads(self, name: str) -> Iterator[tuple[str, dict[str, Any]]]: ...
 
@@ -54,6 +60,7 @@ class QdrantVectorStore(ConfigurableResource):
     path: str = ""
     url: str = ""
     api_key: str | None = None
+    native_hybrid: ClassVar[bool] = False
     _client: Any = PrivateAttr(default=None)
 
     def client(self):
@@ -166,9 +173,14 @@ class QdrantVectorStore(ConfigurableResource):
         names: Iterable[str] = (c.name for c in self.client().get_collections().collections)
         return {name: self.count(name) for name in sorted(names)}
 
-    def search(self, name: str, vector: list[float], limit: int) -> list[Hit]:
-        """The ``limit`` points nearest to ``vector``, best first. ``name`` may be an alias."""
-        response = self.client().query_points(name, query=vector, limit=limit, with_payload=True)
+    def search(self, name: str, vector: list[float] | None, limit: int, *, text: str | None = None,
+               access: AccessFilter | None = None) -> list[Hit]:
+        """The ``limit`` points nearest to ``vector`` that ``access`` allows, best first.
+        ``name`` may be an alias. Text ranking is the retriever's (BM25), not Qdrant's."""
+        if vector is None or text is not None:
+            raise ValueError("Qdrant searches by vector only; the retriever ranks text itself")
+        response = self.client().query_points(name, query=vector, limit=limit, with_payload=True,
+                                              query_filter=_access_filter(access))
         return [Hit(id=str(p.id), score=p.score, payload=p.payload or {}) for p in response.points]
 
     def payloads(self, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -193,3 +205,16 @@ class QdrantVectorStore(ConfigurableResource):
 
     def delete_collection(self, name: str) -> None:
         self.client().delete_collection(name)
+
+
+def _access_filter(access: AccessFilter | None):
+    """Chunks whose acl shares a group with the caller's, plus unlabelled ones when public."""
+    from qdrant_client import models
+
+    if access is None:
+        return None
+    allowed = [models.FieldCondition(key="acl", match=models.MatchAny(any=list(access.groups)))] if access.groups else []
+    if access.unlabelled == "public":
+        allowed.append(models.IsEmptyCondition(is_empty=models.PayloadField(key="acl")))
+    # No allowed condition at all must match nothing: a "should" with no clauses would match all.
+    return models.Filter(should=allowed) if allowed else models.Filter(must=[models.HasIdCondition(has_id=[])])
