@@ -47,9 +47,9 @@ DEFAULT_TOP = 50
 PAGE_LIMIT = 1000  # the service pages results server-side beyond this many per response
 RRF_K = 60
 
-NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,126}[a-z0-9])?$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,126}[a-z0-9_]$")  # and no "--" or "__" (see valid_name)
 FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
-DOCUMENT_KEY = re.compile(r"^[A-Za-z0-9_\-=]+$")
+DOCUMENT_KEY = re.compile(r"^[A-Za-z0-9_\-=]{1,1024}$")
 ANALYZER = re.compile(r"^(standard\.lucene|standardasciifolding\.lucene|keyword|pattern|simple|stop|whitespace"
                       r"|[a-z]{2}(-[a-z]{2,4})?\.(lucene|microsoft))$")
 SCALAR_TYPES = {"Edm.String", "Edm.Int32", "Edm.Int64", "Edm.Double", "Edm.Boolean", "Edm.DateTimeOffset"}
@@ -84,6 +84,12 @@ def invalid_expression(message: str, parameter: str) -> ServiceError:
     return ServiceError(400, f"Invalid expression: {message}\r\nParameter name: {parameter}")
 
 
+def valid_name(name: str) -> bool:
+    """The service's rule for index and alias names: 2 to 128 lowercase letters, digits, dashes and
+    underscores, starting with a letter or digit, no consecutive dashes or underscores."""
+    return bool(NAME.match(name)) and "--" not in name and "__" not in name
+
+
 # --- Index definitions ---------------------------------------------------------------------------
 
 def _is_vector(spec: dict) -> bool:
@@ -109,9 +115,10 @@ def _with_defaults(spec: dict) -> dict:
 def validate_index(definition: dict) -> dict:
     """The definition normalised, or the service's 400 for what it rejects."""
     name = definition.get("name") or ""
-    if not NAME.match(name) or "--" in name:
-        raise invalid_definition("Index name must only contain lowercase letters, digits or dashes, cannot start "
-                                 "or end with dashes and is limited to 128 characters.")
+    if not valid_name(name):
+        raise invalid_definition("Index name must only contain lowercase letters, digits, dashes or underscores, "
+                                 "cannot start or end with dashes, cannot contain consecutive dashes or "
+                                 "underscores and is limited to 2 to 128 characters.")
     vector_search = definition.get("vectorSearch") or {}
     algorithms = {a.get("name"): a for a in vector_search.get("algorithms") or []}
     profiles = {p.get("name"): p for p in vector_search.get("profiles") or []}
@@ -129,7 +136,7 @@ def validate_index(definition: dict) -> dict:
     for raw in definition.get("fields") or []:
         spec = _with_defaults(raw)
         field_name, field_type = spec.get("name") or "", spec.get("type")
-        if not FIELD_NAME.match(field_name):
+        if not FIELD_NAME.match(field_name) or field_name.startswith("azureSearch"):
             raise invalid_definition(f"Invalid field name '{field_name}'. Field names must start with a letter and "
                                      "contain only letters, digits or underscores.")
         if field_name in seen:
@@ -371,6 +378,8 @@ class FilterParser:
         if self._peek("search.in"):
             return self._search_in()
         name = self._take("name")
+        if name in ("true", "false"):  # a boolean literal is a whole expression
+            return lambda doc, env: name == "true"
         if name.endswith(("/any", "/all")):
             return self._lambda(name)
         if self._peek("("):
@@ -846,9 +855,10 @@ class AzureSearchContractServer:
         return 200, search(self._index(name)[1], body, self.endpoint, name)
 
     def _alias(self, body: dict, name: str) -> dict:
-        if not NAME.match(name) or "--" in name:
-            raise ServiceError(400, "Alias name must only contain lowercase letters, digits or dashes, cannot "
-                                    "start or end with dashes and is limited to 128 characters.")
+        if not valid_name(name):
+            raise ServiceError(400, "Alias name must only contain lowercase letters, digits, dashes or "
+                                    "underscores, cannot start or end with dashes, cannot contain consecutive "
+                                    "dashes or underscores and is limited to 2 to 128 characters.")
         if name in self.indexes:
             raise ServiceError(400, f"The alias name '{name}' is already used by an index.")
         indexes = body.get("indexes")

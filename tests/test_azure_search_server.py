@@ -95,6 +95,8 @@ def test_index_create_get_list_update_delete(server):
     vector = next(f for f in fetched.fields if f.name == "vector")
     assert (vector.vector_search_dimensions, vector.vector_search_profile_name) == (3, "hnsw")
     assert list(client.list_index_names()) == ["chunks"]
+    assert client.create_index(chunk_index(name="chunks_v1-2")).name == "chunks_v1-2"  # single "_" or "-" is fine
+    client.delete_index("chunks_v1-2")
     assert [i.name for i in client.list_indexes(select=["name"])] == ["chunks"]
     assert status_of(lambda: client.create_index(chunk_index())) == 409
 
@@ -113,6 +115,7 @@ def test_index_create_get_list_update_delete(server):
 
 @pytest.mark.parametrize("definition", [
     chunk_index(name="Chunks"), chunk_index(name="-chunks"), chunk_index(name="a" * 129),
+    chunk_index(name="c"), chunk_index(name="chunks--v1"), chunk_index(name="chunks__v1"),
     chunk_index(dimensions=None), chunk_index(filterable=True),
     SearchIndex(name="nokey", fields=[SimpleField(name="id", type=SearchFieldDataType.String)]),
     SearchIndex(name="intkey", fields=[SimpleField(name="id", type=SearchFieldDataType.Int32, key=True)]),
@@ -230,6 +233,8 @@ def ids(results) -> list[str]:
     ("search.in(source, 'file://hr.md|file://public.md', '|')", {"a-0", "c-0"}),
     ("source gt 'file://f'", {"a-0", "c-0"}),
     ("doc_id eq 'O''Brien'", set()),
+    ("false", set()),
+    ("true and acl/any(g: search.in(g, 'eng\tops', '\t'))", {"b-0", "b-1"}),
 ])
 def test_filters(loaded, filter_text, expected):
     assert set(ids(loaded.search("*", filter=filter_text))) == expected
