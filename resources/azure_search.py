@@ -36,7 +36,7 @@ DESCRIPTION = "ragpipe collection "  # + the collection's name: how indexes map 
 MAX_PAGE = 1000  # documents per search page and per indexing request, the service's limits
 RETRYABLE_KEY_STATUS = {409, 422, 429, 503}  # per-key results the service documents as transient
 NOTHING = "false"  # the filter no document passes: a caller with no group, unlabelled denied
-_INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,126}[a-z0-9]$")
+_INDEX_NAME = re.compile(r"^(?=.{2,128}$)[a-z0-9](?:[-_]?[a-z0-9])*$")  # no two of - and _ in a row
 
 
 class SearchIndexingError(RuntimeError):
@@ -265,7 +265,7 @@ def index_name(collection: str) -> str:
     """The index (or alias) name for a collection, ``__`` written ``-``: the service allows
     lowercase letters, digits, ``-`` and ``_``, but never two of them in a row."""
     name = collection.replace("__", "-")
-    if not _INDEX_NAME.match(name) or "--" in name or "__" in name:
+    if not _INDEX_NAME.match(name):
         raise ValueError(f"collection {collection!r} cannot name an Azure AI Search index: use 2 to 128 lowercase "
                          "letters, digits, '-' and '_' (never two in a row), starting and ending with a letter or digit")
     return name
