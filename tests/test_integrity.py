@@ -2,7 +2,7 @@
 group, an unreadable folder, a stage materialised on its own, a re-execution from failure.
 
 Real components throughout: `ragpipe ingest` in its own process, Qdrant local mode, SQLite,
-the bundled embedder.
+the bundled embedder; the SIGKILL test runs again on the Azure AI Search contract-test server.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ from pipelines.instance import ensure_dagster_home
 from pipelines.settings import Settings
 from resources.ledger import Ledger
 from resources.staging import LocalStaging, Manifest
+from resources.azure_search import index_name
+from tests.conftest import EVERY_STORE
 from tests.corpus import markdown_doc, prose
 from tests.test_pipeline import payloads
 
@@ -57,8 +59,12 @@ def ragpipe_ingest(settings: Settings, prefix: tuple[str, ...] = (), **env: str)
     )
 
 
-def stored_point_count(settings: Settings, collection: str) -> int:
-    """Points in a local-mode collection, read from its SQLite file while another process writes it."""
+def stored_point_count(settings: Settings, collection: str, request) -> int:
+    """Points in the collection while another process writes it: in the AI Search contract
+    server's memory, or read from a local-mode collection's SQLite file."""
+    if settings.azure_search_endpoint:
+        index = request.getfixturevalue("azure_search").indexes.get(index_name(collection))
+        return len(index.documents) if index else -1
     path = settings.qdrant_path / "collection" / collection / "storage.sqlite"
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.05) as connection:
@@ -71,8 +77,9 @@ def own_point_ids(row) -> set[str]:
     return {point_id(row.source, row.indexed_doc_id, index) for index in range(row.chunk_count)}
 
 
+@EVERY_STORE
 def test_rerun_after_a_sigkill_repairs_every_drift_and_embeds_only_what_was_not(ingest, settings, corpus,
-                                                                                 index_state):
+                                                                                 index_state, request):
     small = replace(settings, **SMALL_CHUNKS)
     seeded = ingest(small)
     collection = seeded["collection"]
@@ -83,8 +90,8 @@ def test_rerun_after_a_sigkill_repairs_every_drift_and_embeds_only_what_was_not(
     for number in range(24):  # enough upserts for the kill to land in the middle of them
         (corpus / "bulk" / f"note-{number}.txt").write_text(prose(1000 + number, 8), encoding="utf-8")
 
-    run = ragpipe_ingest(small)
-    while stored_point_count(small, collection) <= seeded["points"]:
+    run = ragpipe_ingest(small, RAGPIPE_AZURE_SEARCH_ENDPOINT=small.azure_search_endpoint)
+    while stored_point_count(small, collection, request) <= seeded["points"]:
         assert run.poll() is None, f"the run ended before it could be killed: {run.communicate()}"
         time.sleep(0.005)
     os.killpg(run.pid, signal.SIGKILL)
