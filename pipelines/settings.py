@@ -52,6 +52,8 @@ class Settings:
     blob_container: str = Setting("RAGPIPE_BLOB_CONTAINER", "")
     blob_prefixes: str = Setting("RAGPIPE_BLOB_PREFIXES", "")  # comma separated
     blob_acl_key: str = Setting("RAGPIPE_BLOB_ACL_KEY", AzureBlobSource.model_fields["acl_metadata_key"].default)
+    # The folder source's ACLs: a YAML file of glob (relative to the folder): [groups], last match wins.
+    acl_file: str = Setting("RAGPIPE_ACL_FILE", "")
     ledger_url: str = Setting("RAGPIPE_LEDGER_URL", "")
     qdrant_url: str = Setting("RAGPIPE_QDRANT_URL", "")
     embedder_path: str = Setting("RAGPIPE_EMBEDDER_PATH", "")

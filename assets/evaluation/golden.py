@@ -1,4 +1,5 @@
-"""Golden sets: ``golden_sets/<name>/questions.jsonl`` beside the ``corpus/`` it asks about.
+"""Golden sets: ``golden_sets/<name>/questions.jsonl`` beside the ``corpus/`` it asks about,
+and optionally ``acl.yaml``, the corpus's ACL mapping file (glob: [groups], as RAGPIPE_ACL_FILE).
 
 Every row is validated on load and all bad rows are reported together, each with its
 line number, so a broken set is fixed in one pass rather than one error at a time.
@@ -14,6 +15,7 @@ from typing import Any
 
 QUESTIONS_FILE = "questions.jsonl"
 CORPUS_DIR = "corpus"
+ACL_FILE = "acl.yaml"
 
 
 class GoldenSetError(ValueError):
