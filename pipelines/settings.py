@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from core.access import UNLABELLED_POLICIES
 from resources.blob_source import AzureBlobSource
 from resources.screening import ScreeningSettings
 from resources.settings import EvaluationSettings, IngestionSettings, SettingsError
@@ -91,6 +92,9 @@ class Settings:
     min_scored_share: float = Setting("RAGPIPE_MIN_SCORED_SHARE", resource=EvaluationSettings)
     require_generation: bool = Setting("RAGPIPE_REQUIRE_GENERATION", resource=EvaluationSettings)
     keep_versions: int = Setting("RAGPIPE_KEEP_VERSIONS", resource=EvaluationSettings)
+    # Chunks without an acl: public in the local demo, denied in the production profile.
+    unlabelled_access: str = Setting("RAGPIPE_UNLABELLED_ACCESS", resource=EvaluationSettings,
+                                     choices=UNLABELLED_POLICIES)
     # "azure": the url is the endpoint and the model the deployment.
     generator_kind: str = Setting("RAGPIPE_GENERATOR_KIND", "openai", choices=("openai", "azure"))
     generator_url: str = Setting("RAGPIPE_GENERATOR_URL", "")
@@ -118,6 +122,7 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values.get("profile") == "production":
             values.setdefault("require_generation", True)
+            values.setdefault("unlabelled_access", "deny")
         return cls(**values)
 
     def __post_init__(self) -> None:
