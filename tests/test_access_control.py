@@ -19,7 +19,9 @@ from assets.ingestion.documents import with_source_metadata
 from core.types import ParsedDocument, Point
 from pipelines.cli import main
 from pipelines.definitions import GOLDEN_SET_JOB, build_definitions, build_resources
+from pipelines.settings import Settings
 from resources.embedders import SentenceTransformerEmbedder
+from resources.settings import EvaluationSettings, SettingsError
 from resources.sources import LocalFolderSource, SourceUnavailableError, acl_for, parse_acl_mapping
 from resources.vector_stores import QdrantVectorStore
 from tests.golden_fixture import write_golden_set
@@ -305,3 +307,13 @@ def test_gate_passes_when_the_store_trims_and_fails_no_acl_leak_when_it_does_not
     assert "Imogen" not in json.dumps({k: getattr(v, "value", None) for k, v in check.metadata.items()})
     assert checks(result)["retrieval_floor"][0]  # the scores alone would have passed
     assert not result.asset_materializations_for_node("promoted_index")
+
+
+def test_unlabelled_policy_defaults_to_deny_in_production():
+    assert Settings.from_env({}).unlabelled_access == "public"
+    production = Settings.from_env({"RAGPIPE_PROFILE": "production"})
+    assert production.values_for(EvaluationSettings)["unlabelled_access"] == "deny"
+    chosen = Settings.from_env({"RAGPIPE_PROFILE": "production", "RAGPIPE_UNLABELLED_ACCESS": "public"})
+    assert chosen.unlabelled_access == "public"
+    with pytest.raises(SettingsError, match="RAGPIPE_UNLABELLED_ACCESS='open' must be one of public, deny"):
+        Settings.from_env({"RAGPIPE_UNLABELLED_ACCESS": "open"})
