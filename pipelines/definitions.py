@@ -41,6 +41,7 @@ from resources import (
     TesseractOcr,
 )
 from resources.azure_ai import AzureLanguagePiiDetector, AzurePromptShield
+from resources.azure_search import AzureAISearchStore
 from resources.event_queue import AzureStorageQueue
 from resources.screening import HASH_SALT_ENV, ScreeningSettings, load_screening_file
 
@@ -49,6 +50,7 @@ GOLDEN_SET_JOB = "evaluate_golden_set"
 PRODUCTION_JOB = "promote_production"
 PIPELINE_GROUPS = ("ingestion", "screening", "evaluation", "promotion")
 QDRANT_API_KEY_ENV = "RAGPIPE_QDRANT_API_KEY"
+AZURE_SEARCH_KEY_ENV = "RAGPIPE_AZURE_SEARCH_KEY"
 BLOB_CONNECTION_STRING_ENV = "RAGPIPE_BLOB_CONNECTION_STRING"
 EVENT_QUEUE_CONNECTION_STRING_ENV = "RAGPIPE_EVENT_QUEUE_CONNECTION_STRING"
 
@@ -92,17 +94,22 @@ def build_golden_corpus(settings: Settings) -> LocalFolderSource:
                              acl_file=str(acl_file) if acl_file.is_file() else "")
 
 
+def build_vector_store(settings: Settings) -> AzureAISearchStore | QdrantVectorStore:
+    """Azure AI Search when an endpoint is configured, else a Qdrant server, else Qdrant local mode."""
+    if settings.azure_search_endpoint:
+        return AzureAISearchStore(endpoint=settings.azure_search_endpoint, analyzer=settings.azure_search_analyzer,
+                                  api_key=_optional_secret(AZURE_SEARCH_KEY_ENV))
+    if settings.qdrant_url:
+        return QdrantVectorStore(url=settings.qdrant_url, api_key=_optional_secret(QDRANT_API_KEY_ENV))
+    return QdrantVectorStore(path=str(settings.qdrant_path))
+
+
 def build_resources(settings: Settings) -> dict:
-    qdrant = (
-        QdrantVectorStore(url=settings.qdrant_url, api_key=_optional_secret(QDRANT_API_KEY_ENV))
-        if settings.qdrant_url
-        else QdrantVectorStore(path=str(settings.qdrant_path))
-    )
     return {
         "source": build_source(settings),
         "golden_corpus": build_golden_corpus(settings),
         "embedder": SentenceTransformerEmbedder(model_path=settings.embedder_path),
-        "vector_store": qdrant,
+        "vector_store": build_vector_store(settings),
         "ledger": Ledger(url=settings.ledger),
         "staging": LocalStaging(root=str(settings.staging_path)),
         "ingestion_settings": IngestionSettings(**settings.values_for(IngestionSettings)),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from core.access import UNLABELLED_POLICIES
+from resources.azure_search import AzureAISearchStore
 from resources.blob_source import AzureBlobSource
 from resources.screening import ScreeningSettings
 from resources.settings import EvaluationSettings, IngestionSettings, SettingsError
@@ -57,6 +58,10 @@ class Settings:
     acl_file: str = Setting("RAGPIPE_ACL_FILE", "")
     ledger_url: str = Setting("RAGPIPE_LEDGER_URL", "")
     qdrant_url: str = Setting("RAGPIPE_QDRANT_URL", "")
+    # Azure AI Search replaces Qdrant as the vector store when an endpoint is set.
+    azure_search_endpoint: str = Setting("RAGPIPE_AZURE_SEARCH_ENDPOINT", "")
+    azure_search_analyzer: str = Setting("RAGPIPE_AZURE_SEARCH_ANALYZER",
+                                         AzureAISearchStore.model_fields["analyzer"].default)
     embedder_path: str = Setting("RAGPIPE_EMBEDDER_PATH", "")
     collection: str = Setting("RAGPIPE_COLLECTION", resource=IngestionSettings)
     chunk_size_tokens: int = Setting("RAGPIPE_CHUNK_SIZE", resource=IngestionSettings)
@@ -130,6 +135,9 @@ class Settings:
             declaration, value = item.metadata["setting"], getattr(self, item.name)
             if declaration.choices and value not in declaration.choices:
                 raise SettingsError(f"{declaration.env}={value!r} must be one of {', '.join(declaration.choices)}")
+        if self.qdrant_url and self.azure_search_endpoint:
+            raise SettingsError("RAGPIPE_QDRANT_URL and RAGPIPE_AZURE_SEARCH_ENDPOINT each choose the vector store; "
+                                "set one of them")
 
     def values_for(self, resource: type) -> dict[str, Any]:
         """The settings that configure ``resource``'s fields of the same name."""

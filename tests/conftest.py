@@ -19,9 +19,35 @@ def corpus(tmp_path: Path) -> Path:
     return write_corpus(tmp_path / "corpus")
 
 
+# Tests that must hold on every vector store take the store as an indirect parameter.
+EVERY_STORE = pytest.mark.parametrize("vector_backend", ["qdrant", "azure_search"], indirect=True)
+
+
 @pytest.fixture
-def settings(tmp_path: Path, corpus: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", source_dir=corpus)
+def vector_backend(request) -> str:
+    return getattr(request, "param", "qdrant")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, corpus: Path, vector_backend: str, request) -> Settings:
+    """The embedded default; with ``vector_backend`` azure_search, the index lives in the Azure AI
+    Search contract-test server instead of Qdrant local mode."""
+    chosen = {}
+    if vector_backend == "azure_search":
+        chosen["azure_search_endpoint"] = request.getfixturevalue("azure_search").endpoint
+    return Settings(data_dir=tmp_path / "data", source_dir=corpus, **chosen)
+
+
+@pytest.fixture
+def azure_search(monkeypatch):
+    """An Azure AI Search contract-test server (the service cannot run here), its admin key in
+    the environment as the pipeline reads it."""
+    from pipelines.definitions import AZURE_SEARCH_KEY_ENV
+    from tests.azure_search_server import AzureSearchContractServer
+
+    with AzureSearchContractServer() as server:
+        monkeypatch.setenv(AZURE_SEARCH_KEY_ENV, server.admin_key)
+        yield server
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The ingestion job end to end: Qdrant local mode, SQLite ledger, the real embedder.
+"""The ingestion job end to end: Qdrant local mode, SQLite ledger, the real embedder. The tests
+marked EVERY_STORE run again with Azure AI Search (its contract-test server) as the store.
 
 After every run the collection's point ids must equal the ids the ledger accounts for.
 """
@@ -15,7 +16,7 @@ from pydantic import PrivateAttr
 
 from pipelines.definitions import INGEST_JOB, build_definitions, build_resources
 from resources.staging import LocalStaging
-from resources.vector_stores import QdrantVectorStore
+from tests.conftest import EVERY_STORE
 from tests.corpus import markdown_doc, prose
 from tests.test_chunking import PAYLOAD_FIELDS
 
@@ -29,12 +30,12 @@ def assert_index_matches_ledger(index_state, settings=None):
 def payloads(settings, collection):
     store = build_resources(settings)["vector_store"]
     try:
-        records, _ = store.client().scroll(collection, limit=10_000, with_payload=True)
-        return {str(r.id): r.payload for r in records}
+        return dict(store.payloads(collection))
     finally:
         store.close()
 
 
+@EVERY_STORE
 def test_first_run_indexes_every_document_with_the_full_payload(ingest, settings, corpus, index_state):
     summary = ingest()
     assert summary["success"], summary["errors"]
@@ -59,6 +60,7 @@ def test_first_run_indexes_every_document_with_the_full_payload(ingest, settings
         assert own == list(range(row.chunk_count))
 
 
+@EVERY_STORE
 def test_rerun_of_unchanged_corpus_embeds_and_upserts_nothing(ingest, index_state):
     first = ingest()
     ids_before, _ = assert_index_matches_ledger(index_state)
@@ -70,6 +72,7 @@ def test_rerun_of_unchanged_corpus_embeds_and_upserts_nothing(ingest, index_stat
     assert ids_after == ids_before and second["points"] == first["points"]
 
 
+@EVERY_STORE
 def test_editing_one_document_replaces_only_its_chunks(ingest, corpus, index_state):
     ingest()
     ids_before, rows_before = assert_index_matches_ledger(index_state)
@@ -90,6 +93,7 @@ def test_editing_one_document_replaces_only_its_chunks(ingest, corpus, index_sta
     assert ids_before - old_ids_of_edited <= ids_after
 
 
+@EVERY_STORE
 def test_deleting_a_document_removes_its_chunks(ingest, corpus, index_state):
     ingest()
     _, rows_before = assert_index_matches_ledger(index_state)
@@ -104,6 +108,7 @@ def test_deleting_a_document_removes_its_chunks(ingest, corpus, index_state):
     assert rows_after[uri].status == "deleted" and rows_after[uri].chunk_count == 0
 
 
+@EVERY_STORE
 def test_identical_content_at_two_sources_is_embedded_once(ingest, settings, corpus, index_state):
     shutil.copy(corpus / "procedure-1.md", corpus / "copy-a.md")
     first = ingest()
@@ -184,23 +189,26 @@ def test_failure_budget_fails_the_run_after_recording_every_result(ingest, setti
     assert sum(r.status == "failed" for r in rows.values()) == 2
 
 
-class CrashingVectorStore(QdrantVectorStore):
-    """Qdrant local mode that dies after ``fail_after`` upsert calls (a killed run)."""
+def crashing(store, fail_after: int):
+    """The configured store, dying after ``fail_after`` upsert calls (a killed run)."""
 
-    fail_after: int = 1
-    _upserts: int = PrivateAttr(default=0)
+    class Crashing(type(store)):
+        _upserts: int = PrivateAttr(default=0)
 
-    def upsert(self, name, points):
-        if self._upserts >= self.fail_after:
-            raise ConnectionError("vector store went away")
-        self._upserts += 1
-        super().upsert(name, points)
+        def upsert(self, name, points):
+            if self._upserts >= fail_after:
+                raise ConnectionError("vector store went away")
+            self._upserts += 1
+            super().upsert(name, points)
+
+    return Crashing(**{name: getattr(store, name) for name in type(store).model_fields})
 
 
+@EVERY_STORE
 def test_crash_during_upsert_converges_on_the_next_run(ingest, settings, index_state):
     small_batches = LocalStaging(root=str(settings.staging_path), batch_size=5)
     crashed = ingest(
-        vector_store=CrashingVectorStore(path=str(settings.qdrant_path), fail_after=2), staging=small_batches
+        vector_store=crashing(build_resources(settings)["vector_store"], fail_after=2), staging=small_batches
     )
     assert not crashed["success"]
     ids_after_crash, recorded, _ = index_state()
@@ -219,10 +227,11 @@ def test_crash_during_upsert_converges_on_the_next_run(ingest, settings, index_s
     assert ingest()["upserted"] == 0
 
 
+@EVERY_STORE
 def test_dropped_collection_is_rebuilt_from_the_source(ingest, settings, index_state):
     first = ingest()
     store = build_resources(settings)["vector_store"]
-    store.client().delete_collection(first["collection"])
+    store.delete_collection(first["collection"])
     store.close()
     second = ingest()
     assert second["documents"]["repair"] == 8 and second["upserted"] == first["upserted"]
