@@ -2,13 +2,15 @@
 store): trimming by the caller's groups, ACLs from the folder source's mapping file, the
 front matter that grants nothing, and the gate's ``no_acl_leak`` check.
 
-The two-group tests take the ``store`` fixture, one VectorStore per entry of ``STORES``: a
-new store joins them by adding its factory there."""
+The two-group tests take the ``store`` fixture, one VectorStore per entry of ``STORES`` (Qdrant
+local mode, and Azure AI Search through its contract-test server): a new store joins them by
+adding its factory there."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,14 +22,36 @@ from core.types import ParsedDocument, Point
 from pipelines.cli import main
 from pipelines.definitions import GOLDEN_SET_JOB, build_definitions, build_resources
 from pipelines.settings import Settings
+from resources.azure_search import AzureAISearchStore
 from resources.embedders import SentenceTransformerEmbedder
 from resources.settings import EvaluationSettings, SettingsError
 from resources.sources import LocalFolderSource, SourceUnavailableError, acl_for, parse_acl_mapping
 from resources.vector_stores import QdrantVectorStore
+from tests.azure_search_server import AzureSearchContractServer
 from tests.golden_fixture import write_golden_set
 from tests.test_evaluation_gate import checks, settings_for
 
-STORES = {"qdrant": lambda folder: QdrantVectorStore(path=str(folder / "qdrant"))}
+
+@contextmanager
+def qdrant_store(folder: Path):
+    store = QdrantVectorStore(path=str(folder / "qdrant"))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def azure_search_store(folder: Path):
+    with AzureSearchContractServer() as server:
+        store = AzureAISearchStore(endpoint=server.endpoint, api_key=server.admin_key)
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+STORES = {"qdrant": qdrant_store, "azure_search": azure_search_store}
 
 QUERY = "How large is the executive bonus pool this year?"
 DOCUMENTS = {  # name: (text, acl)
@@ -47,9 +71,8 @@ def embedder():
 @pytest.fixture(scope="module", params=sorted(STORES))
 def store(request, tmp_path_factory):
     """A VectorStore of each kind in STORES, empty."""
-    vector_store = STORES[request.param](tmp_path_factory.mktemp(request.param))
-    yield vector_store
-    vector_store.close()
+    with STORES[request.param](tmp_path_factory.mktemp(request.param)) as vector_store:
+        yield vector_store
 
 
 @pytest.fixture(scope="module")
