@@ -211,6 +211,43 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def search(settings: Settings, query: str, groups: list[str] | None, k: int) -> list[dict[str, Any]]:
+    """The top ``k`` chunks of the promoted index for ``query``, as the configured retriever
+    ranks them for a caller in ``groups`` (None: untrimmed). ValueError when nothing is promoted."""
+    from assets.evaluation.retrieval import Retriever
+    from pipelines.definitions import build_resources
+
+    resources = build_resources(settings)
+    store, alias = resources["vector_store"], settings.collection
+    try:
+        if store.alias_target(alias) is None:
+            raise ValueError(f"alias {alias} points to no index yet: run `ragpipe promote` first")
+        retriever = Retriever(store, resources["embedder"], alias, settings.retriever,
+                              unlabelled=settings.unlabelled_access)
+        hits = retriever.search(query, k, groups=groups)
+    finally:
+        store.close()
+    fields = ("source", "chunk_id", "title", "section", "acl", "text")
+    return [{"score": round(hit.score, 4), **{name: hit.payload.get(name) for name in fields}} for hit in hits]
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        hits = search(settings, args.query, None if args.all else args.group, args.k or settings.top_k)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"query": args.query, "groups": None if args.all else args.group, "hits": hits}, indent=2))
+        return 0
+    for rank, hit in enumerate(hits, start=1):
+        print(f"{rank}. {hit['score']:.4f} {hit['source']} #{hit['chunk_id']} acl {hit['acl'] or '-'}: "
+              f"{hit['title']}{' > ' + hit['section'] if hit['section'] else ''}")
+        print(f"   {' '.join((hit['text'] or '').split())[:200]}")
+    return 0
+
+
 def _output_of(result, node: str) -> Any:
     try:
         return result.output_for_node(node)
@@ -400,6 +437,18 @@ def main(argv: list[str] | None = None) -> int:
     rollback.add_argument("version", help="an index version or a collection name (see ragpipe status)")
     rollback.set_defaults(handler=cmd_rollback)
 
+    search_parser = commands.add_parser(
+        "search", help="search the promoted index as a caller in some groups (the serving retriever)",
+        description="Either --group or --all is required: a search that forgot its caller's groups must "
+                    "fail, not silently return every restricted chunk.")
+    search_parser.add_argument("query")
+    caller = search_parser.add_mutually_exclusive_group(required=True)
+    caller.add_argument("--group", action="append", metavar="G",
+                        help="a group of the caller (repeatable): only chunks these groups may see")
+    caller.add_argument("--all", action="store_true", help="a trusted caller: no access trimming")
+    search_parser.add_argument("-k", type=int, help="chunks to return (default: RAGPIPE_TOP_K)")
+    search_parser.set_defaults(handler=cmd_search)
+
     ui = commands.add_parser("ui", help="open the Dagster UI on this data directory")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
@@ -415,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     release.add_argument("--by", help="who releases it (default: the current user)")
     release.set_defaults(handler=cmd_quarantine_release)
 
-    for sub in (ingest, status_parser, evaluate, promote, rollback, ui, listing, release):
+    for sub in (ingest, status_parser, evaluate, promote, rollback, search_parser, ui, listing, release):
         sub.add_argument("--data-dir", type=Path, help="where state lives (default: .rag_data)")
         sub.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)

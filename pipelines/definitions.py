@@ -17,7 +17,7 @@ from dagster import (
 )
 
 from assets.evaluation.assets import EVALUATION_ASSETS
-from assets.evaluation.golden import CORPUS_DIR
+from assets.evaluation.golden import ACL_FILE, CORPUS_DIR
 from assets.ingestion.assets import INGESTION_ASSETS
 from assets.promotion.assets import PROMOTION_ASSETS, rollback
 from assets.screening.assets import SCREENING_ASSETS
@@ -77,7 +77,7 @@ def build_llm(kind: str, url: str, model: str, role: str, api_version: str):
 def build_source(settings: Settings) -> AzureBlobSource | LocalFolderSource:
     """The Blob container when one is configured, else the local folder."""
     if not settings.blob_container:
-        return LocalFolderSource(root=str(settings.source_dir))
+        return LocalFolderSource(root=str(settings.source_dir), acl_file=settings.acl_file)
     return AzureBlobSource(
         account_url=settings.blob_account_url,
         container=settings.blob_container,
@@ -85,6 +85,13 @@ def build_source(settings: Settings) -> AzureBlobSource | LocalFolderSource:
         connection_string=_optional_secret(BLOB_CONNECTION_STRING_ENV) or "",
         acl_metadata_key=settings.blob_acl_key,
     )
+
+
+def build_golden_corpus(settings: Settings) -> LocalFolderSource:
+    """The golden set's corpus, with the ACLs of the golden set's own mapping file when it has one."""
+    acl_file = settings.golden_set_path / ACL_FILE
+    return LocalFolderSource(root=str(settings.golden_set_path / CORPUS_DIR),
+                             acl_file=str(acl_file) if acl_file.is_file() else "")
 
 
 def build_vector_store(settings: Settings) -> AzureAISearchStore | QdrantVectorStore:
@@ -100,7 +107,7 @@ def build_vector_store(settings: Settings) -> AzureAISearchStore | QdrantVectorS
 def build_resources(settings: Settings) -> dict:
     return {
         "source": build_source(settings),
-        "golden_corpus": LocalFolderSource(root=str(settings.golden_set_path / CORPUS_DIR)),
+        "golden_corpus": build_golden_corpus(settings),
         "embedder": SentenceTransformerEmbedder(model_path=settings.embedder_path),
         "vector_store": build_vector_store(settings),
         "ledger": Ledger(url=settings.ledger),

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from core.access import UNLABELLED_POLICIES
 from resources.azure_search import AzureAISearchStore
 from resources.blob_source import AzureBlobSource
 from resources.screening import ScreeningSettings
@@ -53,6 +54,8 @@ class Settings:
     blob_container: str = Setting("RAGPIPE_BLOB_CONTAINER", "")
     blob_prefixes: str = Setting("RAGPIPE_BLOB_PREFIXES", "")  # comma separated
     blob_acl_key: str = Setting("RAGPIPE_BLOB_ACL_KEY", AzureBlobSource.model_fields["acl_metadata_key"].default)
+    # The folder source's ACLs: a YAML file of glob (relative to the folder): [groups], last match wins.
+    acl_file: str = Setting("RAGPIPE_ACL_FILE", "")
     ledger_url: str = Setting("RAGPIPE_LEDGER_URL", "")
     qdrant_url: str = Setting("RAGPIPE_QDRANT_URL", "")
     # Azure AI Search replaces Qdrant as the vector store when an endpoint is set.
@@ -94,6 +97,9 @@ class Settings:
     min_scored_share: float = Setting("RAGPIPE_MIN_SCORED_SHARE", resource=EvaluationSettings)
     require_generation: bool = Setting("RAGPIPE_REQUIRE_GENERATION", resource=EvaluationSettings)
     keep_versions: int = Setting("RAGPIPE_KEEP_VERSIONS", resource=EvaluationSettings)
+    # Chunks without an acl: public in the local demo, denied in the production profile.
+    unlabelled_access: str = Setting("RAGPIPE_UNLABELLED_ACCESS", resource=EvaluationSettings,
+                                     choices=UNLABELLED_POLICIES)
     # "azure": the url is the endpoint and the model the deployment.
     generator_kind: str = Setting("RAGPIPE_GENERATOR_KIND", "openai", choices=("openai", "azure"))
     generator_url: str = Setting("RAGPIPE_GENERATOR_URL", "")
@@ -121,6 +127,7 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values.get("profile") == "production":
             values.setdefault("require_generation", True)
+            values.setdefault("unlabelled_access", "deny")
         return cls(**values)
 
     def __post_init__(self) -> None:

@@ -72,3 +72,5 @@ class EvaluationSettings(ConfigurableResource):
     min_scored_share: float = 0.9  # a metric scored on fewer of the questions it applies to fails its check
     require_generation: bool = False
     keep_versions: int = 3
+    # Who sees a chunk whose document has no acl: everyone ("public") or no caller with groups ("deny").
+    unlabelled_access: str = "public"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
+import yaml
 from dagster import ConfigurableResource
+from pydantic import PrivateAttr
 
 from core.types import SourceItem, UnlistedPart
 
@@ -34,14 +37,72 @@ class SourceUnavailableError(RuntimeError):
     """The source cannot be listed; nothing may be treated as deleted."""
 
 
+AclRules = list[tuple[re.Pattern, list[str]]]
+
+
+def glob_regex(glob: str) -> re.Pattern:
+    """A mapping-file glob as a pattern over a file's path relative to the source folder:
+    ``*`` and ``?`` stay within one folder, ``**`` spans folders (``**/`` also matches none),
+    and a trailing ``/`` means everything under that folder."""
+    glob = glob.strip().lstrip("/")
+    glob += "**" if glob.endswith("/") else ""
+    tokens = re.split(r"(\*\*/|\*\*|\*|\?)", glob)
+    wildcards = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
+    return re.compile("".join(wildcards.get(token, re.escape(token)) for token in tokens))
+
+
+def parse_acl_mapping(text: str) -> AclRules:
+    """The rules of an ACL mapping file (YAML, ``glob: [groups]``, in order); ValueError says
+    what is wrong. An empty list is a rule too: the files it matches have no acl."""
+    try:
+        mapping = yaml.load(text, Loader=_MappingLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as error:
+        mark, problem = getattr(error, "problem_mark", None), getattr(error, "problem", None) or str(error)
+        hint = " (quote a pattern that starts with *)" if "alias" in str(error) else ""
+        raise ValueError(f"not valid YAML{f' at line {mark.line + 1}' if mark else ''}: {problem}{hint}") from None
+    if not isinstance(mapping, dict) or not mapping:
+        raise ValueError("must be a YAML mapping of glob: [groups], with at least one pattern")
+    rules = []
+    for glob, groups in mapping.items():
+        if not isinstance(groups, list) or not all(isinstance(g, str) and g.strip() for g in groups):
+            raise ValueError(f"pattern {glob!r}: groups must be a list of names ([] for no acl)")
+        rules.append((glob_regex(glob), list(dict.fromkeys(g.strip() for g in groups))))
+    return rules
+
+
+def acl_for(relative_path: str, rules: AclRules) -> list[str]:
+    """CODEOWNERS semantics: the last pattern that matches the path decides."""
+    return next((groups for pattern, groups in reversed(rules) if pattern.fullmatch(relative_path)), [])
+
+
+class _MappingLoader(yaml.SafeLoader):
+    """Safe YAML whose keys must be strings, each once: a repeated pattern's place in the
+    last-match-wins order would be ambiguous."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str) or key in seen:
+                problem = "is not a string" if not isinstance(key, str) else "is given twice"
+                raise ValueError(f"line {key_node.start_mark.line + 1}: pattern {key!r} {problem}")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 class LocalFolderSource(ConfigurableResource):
     """Documents under a local folder, identified by ``file://`` URIs.
 
     Hidden files and folders (``.git``, ``.DS_Store``) are skipped. The version is
     mtime and size, the cheap change marker; the content hash is the real identity.
+    ``acl_file`` names a YAML mapping of globs (relative to the folder) to groups: each file's
+    ``acl`` is the groups of the last pattern matching it, as item metadata, so an edit of the
+    mapping alone re-indexes the payloads of the files whose acl it changes.
     """
 
     root: str
+    acl_file: str = ""
+    _acl_rules: AclRules | None = PrivateAttr(default=None)
 
     def _root(self) -> Path:
         root = Path(self.root).expanduser().resolve()
@@ -52,36 +113,66 @@ class LocalFolderSource(ConfigurableResource):
             )
         return root
 
+    def _mapping(self) -> Path | None:
+        return Path(self.acl_file).expanduser().resolve() if self.acl_file else None
+
+    def _rules(self) -> AclRules:
+        """The mapping file's rules, read once per resource instance (a run gets its own);
+        one that cannot be read or parsed stops the run: indexing without ACLs would leak."""
+        if self._acl_rules is None and self.acl_file:
+            try:
+                self._acl_rules = parse_acl_mapping(self._mapping().read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, ValueError) as error:
+                reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+                raise SourceUnavailableError(
+                    f"ACL mapping file {self._mapping()}: {reason}; nothing is indexed without its ACLs"
+                ) from None
+        return self._acl_rules or []
+
+    def _item(self, root: Path, path: Path, stat: os.stat_result) -> SourceItem:
+        acl = acl_for(path.relative_to(root).as_posix(), self._rules())
+        metadata: dict[str, Any] = {"acl": acl} if acl else {}
+        return SourceItem(uri=path.as_uri(), version=f"{stat.st_mtime_ns}-{stat.st_size}", size=stat.st_size,
+                          metadata=metadata)
+
     def list_items(self) -> Iterator[SourceItem | UnlistedPart]:
         """Every file, folder by folder in name order; a folder or file that cannot be read
-        is reported as an ``UnlistedPart`` instead of being skipped in silence."""
+        is reported as an ``UnlistedPart`` instead of being skipped in silence. The ACL
+        mapping file is not a document, even when it lies in the folder."""
+        root, mapping = self._root(), self._mapping()
+        self._rules()
         unlisted: list[UnlistedPart] = []
 
         def report(error: OSError) -> None:
             unlisted.append(UnlistedPart(Path(error.filename).as_uri() + "/", _reason(error)))
 
-        for folder, subfolders, files in os.walk(self._root(), onerror=report):
+        for folder, subfolders, files in os.walk(root, onerror=report):
             yield from unlisted
             unlisted.clear()
             subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
             for name in sorted(name for name in files if not name.startswith(".")):
                 path = Path(folder, name)
+                if path == mapping:
+                    continue
                 try:
                     stat = path.stat()
                 except OSError as error:
                     yield UnlistedPart(path.as_uri(), _reason(error))
                     continue
                 if path.is_file():
-                    yield _item(path, stat)
+                    yield self._item(root, path, stat)
         yield from unlisted
 
     def item(self, uri: str) -> SourceItem | None:
         path = self._path(uri)
+        self._rules()
         try:
             stat = path.stat()
         except FileNotFoundError:
             return None
-        return _item(path, stat) if path.is_file() else None
+        if path == self._mapping():
+            return None
+        return self._item(self._root(), path, stat) if path.is_file() else None
 
     def _path(self, uri: str) -> Path:
         """The file a URI names, which must lie under the root: run config names URIs, and
@@ -102,10 +193,6 @@ class LocalFolderSource(ConfigurableResource):
             while block := handle.read(_HASH_BLOCK):
                 digest.update(block)
         return digest.hexdigest()
-
-
-def _item(path: Path, stat: os.stat_result) -> SourceItem:
-    return SourceItem(uri=path.as_uri(), version=f"{stat.st_mtime_ns}-{stat.st_size}", size=stat.st_size)
 
 
 def _reason(error: OSError) -> str:

@@ -25,6 +25,7 @@ def prose(seed: int, sentences: int) -> str:
 
 
 def markdown_doc(seed: int) -> str:
+    """With an ``acl`` in its front matter, which the pipeline must ignore (only sources grant access)."""
     return (
         f"---\ntitle: Procedure {seed}\nauthor: Operations\ndate: 2025-0{seed % 9 + 1}-1{seed % 9}\n"
         f"acl: [employees, ops]\n---\n"

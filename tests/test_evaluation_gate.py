@@ -85,7 +85,8 @@ def test_passing_generation_run_promotes(tmp_path, golden, monkeypatch):
     assert aggregates["abstention_rate"] == 1.0  # both unanswerable questions got "I don't know"
     assert aggregates["hit_rate"] == 1.0 and aggregates["non_llm_context_recall"] == 1.0
     assert summary["tokens"]["generator_tokens"] > 0 and summary["tokens"]["judge_tokens"] > 0
-    assert all(passed for passed, _ in checks(result).values()) and len(checks(result)) == 4
+    assert all(passed for passed, _ in checks(result).values()) and len(checks(result)) == 5
+    assert checks(result)["no_acl_leak"] == (True, "no golden question carries groups: access trimming not checked")
     # answer relevancy asked for three completions in one request
     assert any(request.get("n") == 3 for request in server.requests)
     # the generator's key reached the server (only there: the judge has none configured)

@@ -23,7 +23,7 @@ def test_markdown_front_matter_and_heading_paths():
     document = parse("procedure-3.md", markdown_doc(3).encode())
     assert document.title == "Procedure 3"
     assert document.author == "Operations"
-    assert document.acl == ["employees", "ops"]
+    assert document.acl == []  # front matter `acl:` is ignored: only the source grants access
     assert document.date == "2025-04-13"
     assert [b.section for b in document.blocks] == [
         "Procedure 3", "Procedure 3 > Scope", "Procedure 3 > Scope > Exceptions",

@@ -53,7 +53,7 @@ def test_first_run_indexes_every_document_with_the_full_payload(ingest, settings
     by_type = {p["content_type"]: p for p in points}
     assert set(by_type) == {"text/markdown", "text/html", "text/plain", "application/pdf"}
     assert by_type["application/pdf"]["page"] in (1, 2)
-    assert by_type["text/markdown"]["acl"] == ["employees", "ops"]
+    assert all(p["acl"] == [] for p in points)  # the front matter's `acl:` grants nothing
     assert by_type["text/markdown"]["section"].startswith("Procedure")
     for source, row in rows.items():
         own = sorted(p["chunk_id"] for p in points if p["source"] == source)

@@ -42,13 +42,13 @@ def store(tmp_path_factory):
 
 def test_dense_retrieval_through_the_alias(store):
     vector_store, embedder = store
-    hits = Retriever(vector_store, embedder, "docs").retrieve("When does breakfast end at the cafeteria?", 2)
+    hits = Retriever(vector_store, embedder, "docs").search("When does breakfast end at the cafeteria?", 2, groups=None)
     assert len(hits) == 2 and hits[0].payload["text"] == TEXTS[3]
 
 
 def test_hybrid_ranks_an_exact_rare_term_first(store):
     vector_store, embedder = store
-    hits = Retriever(vector_store, embedder, "docs__v1", mode="hybrid").retrieve("what is XK-4471", 3)
+    hits = Retriever(vector_store, embedder, "docs__v1", mode="hybrid").search("what is XK-4471", 3, groups=None)
     assert hits[0].payload["text"] == TEXTS[2]
     assert len({hit.id for hit in hits}) == 3
 

@@ -35,8 +35,11 @@ CHECK_DESCRIPTIONS = {
     "context_recall_regression": "Context recall is no more than max_recall_drop (default 5%) below the "
                                  "promoted version's last evaluation on the same golden set (whatever its "
                                  "retriever or top k).",
+    "no_acl_leak": "Every chunk retrieved for a golden question that carries groups is one those groups may see "
+                   "(its acl shares a group with them, or it has no acl and unlabelled chunks are public); any "
+                   "leak fails, whatever the scores. The metadata names the leaking question ids and counts.",
 }
-SCORED_SHARE_NOTE = (" Each fails when a metric it reads was scored on fewer than min_scored_share (default 90%) "
+SCORED_SHARE_NOTE = (" Fails when a metric it reads was scored on fewer than min_scored_share (default 90%) "
                      "of the questions it applies to; the generator's and judge's errors are in its metadata.")
 
 
@@ -92,12 +95,14 @@ def _metadata(summary: dict, evaluation: Evaluation) -> dict:
     group_name=GROUP,
     kinds={"python", "ragas"},
     description=(
-        "Scores the candidate index on the golden set with the serving retriever (dense, or hybrid "
-        "dense + BM25 with reciprocal rank fusion): hit@k, MRR, nDCG and RAGAS non-LLM context "
+        "Scores the candidate index on the golden set with the serving retriever (dense, or hybrid: "
+        "the store's own, else dense + BM25 with reciprocal rank fusion): hit@k, MRR, nDCG and RAGAS non-LLM context "
         "recall/precision always; RAGAS faithfulness, answer relevancy and LLM context precision/"
-        "recall when a generator and a judge are configured. Its blocking checks are the promotion gate."
+        "recall when a generator and a judge are configured. Questions that carry groups are asked as "
+        "a caller in those groups. Its blocking checks are the promotion gate."
     ),
-    check_specs=[AssetCheckSpec(name, asset="rag_evaluation", blocking=True, description=text + SCORED_SHARE_NOTE)
+    check_specs=[AssetCheckSpec(name, asset="rag_evaluation", blocking=True,
+                                description=text + (SCORED_SHARE_NOTE if name != "no_acl_leak" else ""))
                  for name, text in CHECK_DESCRIPTIONS.items()],
 )
 def rag_evaluation(
@@ -117,7 +122,7 @@ def rag_evaluation(
     except GoldenSetError as error:
         raise Failure(description=str(error)) from None
     collection, alias = vector_index.extra["collection"], ingestion_settings.alias
-    retriever = Retriever(vector_store, embedder, collection, settings.retriever)
+    retriever = Retriever(vector_store, embedder, collection, settings.retriever, unlabelled=settings.unlabelled_access)
     evaluation = evaluate_candidate(golden, retriever, settings.top_k, embedder, generator, judge)
     # The baseline is the promoted version on the same questions, whatever its retriever or k:
     # a change of retriever or k is exactly what the regression check must judge.
@@ -125,8 +130,9 @@ def rag_evaluation(
     promoted = vector_store.alias_target(alias)
     baseline = evaluation_store.latest_summary(promoted, same_questions) if promoted else None
     verdicts = gate.judge(evaluation.aggregates, baseline, thresholds_of(settings),
-                          gate.Scoring(evaluation.coverage, evaluation.errors))
-    setup = {**same_questions, "retriever": settings.retriever, "top_k": settings.top_k}
+                          gate.Scoring(evaluation.coverage, evaluation.errors), gate.AccessAudit.of(evaluation.results))
+    setup = {**same_questions, "retriever": settings.retriever, "top_k": settings.top_k,
+             "unlabelled_access": settings.unlabelled_access}
     summary = _summary(context.run_id, golden, vector_index.extra, alias, promoted, setup, evaluation, verdicts,
                        {role: model.identity() for role, model in (("generator", generator), ("judge", judge)) if model})
     results_path = evaluation_store.save_run(context.run_id, summary, [r.to_dict() for r in evaluation.results])

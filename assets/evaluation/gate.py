@@ -1,6 +1,7 @@
 """The promotion gate: pure decisions over an evaluation's aggregates.
 
-Every check reads numbers and returns a verdict with a reason an operator can act on. No
+Every check reads numbers and returns a verdict with a reason an operator can act on. A
+retrieved chunk that a question's groups may not see fails ``no_acl_leak``, whatever the scores. No
 judge never passes a generation check silently: the verdict says the generation metrics
 were not computed, and ``require_generation`` turns that into a failure. A judge that was
 configured but errs or returns unusable output is not "no judge": a metric scored on fewer
@@ -15,7 +16,7 @@ from typing import Any
 
 from assets.evaluation.scoring import GENERATION_METRICS
 
-GATE_CHECKS = ("retrieval_floor", "faithfulness", "composite", "context_recall_regression")
+GATE_CHECKS = ("retrieval_floor", "faithfulness", "composite", "context_recall_regression", "no_acl_leak")
 RECALL_METRICS = ("context_recall", "non_llm_context_recall")
 
 
@@ -45,6 +46,21 @@ class Scoring:
                 found.append(f"{name} scored on {counts['scored']} of {counts['applicable']} questions "
                              f"(at least {minimum:.0%} required)")
         return found
+
+
+@dataclass(frozen=True)
+class AccessAudit:
+    """How many questions were asked with groups, and per question id how many of its retrieved
+    chunks those groups may not see (only the leaking ones)."""
+
+    checked: int = 0
+    leaks: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, results: Sequence[Any]) -> AccessAudit:
+        """From ``QuestionResult``s: those with ``groups`` are checked, their ``leaked`` counts."""
+        restricted = [r for r in results if r.groups is not None]
+        return cls(len(restricted), {r.id: r.leaked for r in restricted if r.leaked})
 
 
 @dataclass(frozen=True)
@@ -127,8 +143,22 @@ def _recall_regression(aggregates: dict[str, float], baseline: dict[str, Any] | 
                    f"{baseline['collection']}", metadata)
 
 
+def _no_acl_leak(audit: AccessAudit) -> Verdict:
+    """Names the leaking questions and counts, never what the chunks say."""
+    if not audit.checked:
+        return Verdict("no_acl_leak", True, "no golden question carries groups: access trimming not checked")
+    leaked = sum(audit.leaks.values())
+    metadata = {"checked_questions": audit.checked, "leaked_chunks": leaked, "leaking_questions": dict(audit.leaks)}
+    if leaked:
+        named = ", ".join(f"{qid} ({count})" for qid, count in sorted(audit.leaks.items()))
+        return Verdict("no_acl_leak", False, f"{leaked} retrieved chunk(s) outside the caller's groups, in "
+                       f"{len(audit.leaks)} of {audit.checked} questions asked with groups: {named}", metadata)
+    return Verdict("no_acl_leak", True, f"no retrieved chunk outside the caller's groups in the {audit.checked} "
+                   "questions asked with groups", metadata)
+
+
 def judge(aggregates: dict[str, float], baseline: dict[str, Any] | None, thresholds: GateThresholds,
-          scoring: Scoring = Scoring()) -> list[Verdict]:
+          scoring: Scoring = Scoring(), access: AccessAudit = AccessAudit()) -> list[Verdict]:
     """Every gate check's verdict, in GATE_CHECKS order."""
     return [
         _retrieval_floor(aggregates, thresholds, scoring),
@@ -136,4 +166,5 @@ def judge(aggregates: dict[str, float], baseline: dict[str, Any] | None, thresho
                               thresholds, scoring),
         _generation_threshold("composite", GENERATION_METRICS, aggregates, thresholds.composite, thresholds, scoring),
         _recall_regression(aggregates, baseline, thresholds, scoring),
+        _no_acl_leak(access),
     ]

@@ -1,4 +1,7 @@
-"""Golden sets: ``golden_sets/<name>/questions.jsonl`` beside the ``corpus/`` it asks about.
+"""Golden sets: ``golden_sets/<name>/questions.jsonl`` beside the ``corpus/`` it asks about,
+and optionally ``acl.yaml``, the corpus's ACL mapping file (glob: [groups], as RAGPIPE_ACL_FILE).
+A question may carry ``groups``: it is then asked as a caller in those groups, and the gate
+checks that none of its retrieved chunks is one those groups may not see.
 
 Every row is validated on load and all bad rows are reported together, each with its
 line number, so a broken set is fixed in one pass rather than one error at a time.
@@ -14,6 +17,7 @@ from typing import Any
 
 QUESTIONS_FILE = "questions.jsonl"
 CORPUS_DIR = "corpus"
+ACL_FILE = "acl.yaml"
 
 
 class GoldenSetError(ValueError):
@@ -29,6 +33,7 @@ class GoldenQuestion:
     reference_sources: tuple[str, ...]  # corpus-relative paths
     answerable: bool
     tags: tuple[str, ...]
+    groups: tuple[str, ...] | None = None  # the caller's groups; None: an unrestricted caller
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ def parse_question(row: Any, corpus: Path) -> GoldenQuestion:
     return GoldenQuestion(
         id=row["id"], question=row["question"], ground_truth=ground_truth,
         reference_contexts=contexts, reference_sources=sources, answerable=answerable,
-        tags=_strings(row, "tags"),
+        tags=_strings(row, "tags"), groups=_strings(row, "groups") if "groups" in row else None,
     )
 
 

@@ -1,20 +1,26 @@
 """The retriever the serving side uses, so the evaluation scores what users would get.
 
-``dense``: the k nearest chunks by embedding. ``hybrid``: dense and BM25 candidate lists
-fused by reciprocal rank fusion (RRF). BM25 is computed here over the collection's chunk
-texts rather than stored as Qdrant sparse vectors: it needs no change to the ingestion
-(no new index version), and its term statistics always match the collection exactly.
-The cost is one pass over the payloads when the retriever is built, which suits corpora
-of up to some hundred thousand chunks; beyond that, sparse vectors at upsert time scale better.
+``dense``: the k nearest chunks by embedding. ``hybrid``: the store's own hybrid ranking
+where it has one (``native_hybrid``); otherwise dense and BM25 candidate lists fused here by
+reciprocal rank fusion (RRF). BM25 is computed over the collection's chunk texts rather than
+stored as Qdrant sparse vectors: it needs no change to the ingestion (no new index version),
+and its term statistics always match the collection exactly. The cost is one pass over the
+payloads when the retriever is built, which suits corpora of up to some hundred thousand
+chunks; beyond that, sparse vectors at upsert time scale better.
+
+Every search names the caller's groups and returns only chunks those groups may see: the store
+trims its own candidates, and BM25 candidates are trimmed here by the same rule.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import islice
 
 from rank_bm25 import BM25Okapi
 
+from core.access import UNLABELLED_POLICIES, AccessFilter
 from core.types import Hit
 
 RETRIEVERS = ("dense", "hybrid")
@@ -39,31 +45,46 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[Hit]], limit: int, k: int
 
 
 class Retriever:
-    """Top-k chunks of one collection (or alias) for a question."""
+    """Top-k chunks of one collection (or alias) for a query, trimmed to a caller's groups.
+    ``unlabelled`` is the policy for chunks without an acl (``public`` or ``deny``)."""
 
-    def __init__(self, vector_store, embedder, collection: str, mode: str = "dense", candidates: int = 50):
+    def __init__(self, vector_store, embedder, collection: str, mode: str = "dense", candidates: int = 50, *,
+                 unlabelled: str = "public"):
         if mode not in RETRIEVERS:
             raise ValueError(f"retriever must be one of {', '.join(RETRIEVERS)}, not {mode!r}")
+        if unlabelled not in UNLABELLED_POLICIES:
+            raise ValueError(f"unlabelled must be one of {', '.join(UNLABELLED_POLICIES)}, not {unlabelled!r}")
         self._store, self._embedder, self._collection = vector_store, embedder, collection
-        self.mode, self._candidates = mode, candidates
+        self.mode, self._candidates, self.unlabelled = mode, candidates, unlabelled
         self._bm25: BM25Okapi | None = None
         self._bm25_hits: list[Hit] = []
-        if mode == "hybrid":
+        if mode == "hybrid" and not vector_store.native_hybrid:
             for point_id, payload in vector_store.payloads(collection):
                 self._bm25_hits.append(Hit(id=point_id, score=0.0, payload=payload))
             if self._bm25_hits:
                 self._bm25 = BM25Okapi([bm25_tokens(h.payload.get("text", "")) for h in self._bm25_hits])
 
-    def _sparse(self, question: str) -> list[Hit]:
+    def access(self, groups: Sequence[str] | None) -> AccessFilter | None:
+        """The filter a search with ``groups`` applies (None: an unrestricted, trusted caller)."""
+        return AccessFilter.of(groups, self.unlabelled)
+
+    def _sparse(self, query: str, access: AccessFilter | None) -> list[Hit]:
         if self._bm25 is None:
             return []
-        scores = self._bm25.get_scores(bm25_tokens(question))
-        order = sorted(range(len(scores)), key=lambda i: -scores[i])[: self._candidates]
-        return [self._bm25_hits[i] for i in order if scores[i] > 0]
+        scores = self._bm25.get_scores(bm25_tokens(query))
+        ranked = (i for i in sorted(range(len(scores)), key=lambda i: -scores[i]) if scores[i] > 0)
+        allowed = (self._bm25_hits[i] for i in ranked
+                   if access is None or access.allows(self._bm25_hits[i].payload.get("acl")))
+        return list(islice(allowed, self._candidates))
 
-    def retrieve(self, question: str, k: int) -> list[Hit]:
-        vector = self._embedder.embed([question])[0]
+    def search(self, query: str, k: int, *, groups: Sequence[str] | None) -> list[Hit]:
+        """The top ``k`` chunks for ``query`` that a caller in ``groups`` may see. ``groups=None``
+        is a trusted caller (no trimming); an empty list sees only what the unlabelled policy allows."""
+        access = self.access(groups)
+        vector = self._embedder.embed([query])[0]
         if self.mode == "dense":
-            return self._store.search(self._collection, vector, k)
-        dense = self._store.search(self._collection, vector, max(k, self._candidates))
-        return reciprocal_rank_fusion([dense, self._sparse(question)], k)
+            return self._store.search(self._collection, vector, k, access=access)
+        if self._store.native_hybrid:
+            return self._store.search(self._collection, vector, k, text=query, access=access)
+        dense = self._store.search(self._collection, vector, max(k, self._candidates), access=access)
+        return reciprocal_rank_fusion([dense, self._sparse(query, access)], k)

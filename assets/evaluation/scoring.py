@@ -51,6 +51,8 @@ class QuestionResult:
     tags: list[str]
     retrieved: list[dict[str, Any]]  # source, chunk_id, score, in rank order
     latency_ms: float
+    groups: list[str] | None = None  # the caller's groups the question was asked with
+    leaked: int = 0  # retrieved chunks those groups may not see (the gate's no_acl_leak)
     answer: str | None = None
     scores: dict[str, float] = field(default_factory=dict)
 
@@ -66,17 +68,21 @@ def from_source(source_uri: str, relative_paths: tuple[str, ...]) -> str | None:
 
 
 def retrieve_all(golden: GoldenSet, retriever, k: int) -> tuple[list[QuestionResult], list[list[str]]]:
-    """Top-k chunks per question, timed; returns the results and the retrieved texts."""
+    """Top-k chunks per question (as a caller in its groups, if it has any), timed; returns the
+    results, with the chunks the question's groups may not see counted, and the retrieved texts."""
     results, contexts = [], []
-    retriever.retrieve(golden.questions[0].question, k)  # untimed: the first call loads the model
+    retriever.search(golden.questions[0].question, k, groups=None)  # untimed: the first call loads the model
     for question in golden.questions:
         started = time.perf_counter()
-        hits = retriever.retrieve(question.question, k)
+        hits = retriever.search(question.question, k, groups=question.groups)
         latency_ms = (time.perf_counter() - started) * 1000
+        access = retriever.access(question.groups)
         results.append(QuestionResult(
             id=question.id, answerable=question.answerable, tags=list(question.tags), latency_ms=round(latency_ms, 2),
             retrieved=[{"source": h.payload.get("source"), "chunk_id": h.payload.get("chunk_id"),
                         "score": round(h.score, 4)} for h in hits],
+            groups=None if question.groups is None else list(question.groups),
+            leaked=0 if access is None else sum(not access.allows(h.payload.get("acl")) for h in hits),
         ))
         contexts.append([h.payload.get("text", "") for h in hits])
     return results, contexts

@@ -208,8 +208,9 @@ def _skip(context: AssetExecutionContext, stage: str, upstream: Manifest) -> Out
     description=(
         "Parses each staged document, by the type its bytes show (office, PDF, e-mail, web, "
         "data and text formats; scans through OCR), into sectioned blocks and Markdown tables "
-        "with title, author, date, language and ACL, in a worker with a per-document timeout, "
-        "and marks or skips near-duplicates. Unparseable, hostile, empty or unsupported "
+        "with title, author, date and language, in a worker with a per-document timeout; the ACL "
+        "comes from the source's metadata only (never from the document). Then "
+        "marks or skips near-duplicates. Unparseable, hostile, empty or unsupported "
         "documents are quarantined with a reason."
     ),
 )

@@ -32,10 +32,13 @@ def index_version(components: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
 
-SOURCE_METADATA_FIELDS = ("title", "author", "language", "acl")
+SOURCE_METADATA_FIELDS = ("title", "author", "language")
 
 
 def with_source_metadata(document: ParsedDocument, metadata: dict[str, Any]) -> ParsedDocument:
-    """The document with what its source says about it (blob metadata) over what parsing
-    found: the source is where an owner sets a title or an ACL on purpose."""
-    return replace(document, **{name: metadata[name] for name in SOURCE_METADATA_FIELDS if metadata.get(name)})
+    """The document with what its source says about it (blob metadata, the ACL mapping file)
+    over what parsing found: the source is where an owner sets a title or an ACL on purpose.
+    The acl comes from the source alone, never from the document: whoever can write a document
+    must not be able to grant themselves (or anyone) access to it."""
+    fields = {name: metadata[name] for name in SOURCE_METADATA_FIELDS if metadata.get(name)}
+    return replace(document, acl=list(metadata.get("acl") or []), **fields)

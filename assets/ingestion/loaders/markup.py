@@ -95,20 +95,11 @@ def load_markdown(request: ParseRequest) -> ParsedDocument:
         blocks=blocks,
         author=optional_str(meta.get("author")),
         date=optional_str(meta.get("date")),
-        acl=_acl(meta.get("acl")),
     )
 
 
 def optional_str(value) -> str | None:
     return None if value in (None, "") else str(value)
-
-
-def _acl(value) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return [str(item) for item in value]
 
 
 _HTML_NOISE = ["script", "style", "noscript", "nav", "footer", "header", "aside", "form", "template",
