@@ -27,6 +27,7 @@ from dagster import (
 )
 
 from assets.ingestion.assets import targeted_run_config
+from assets.ingestion.changes import version_marker
 from core.types import SourceItem, UnlistedPart
 from resources.sources import DocumentSource
 
@@ -48,13 +49,15 @@ class FolderChanges:
 
 def folder_changes(previous: dict[str, str], listing: Iterable[SourceItem | UnlistedPart]) -> FolderChanges:
     """Added or re-versioned files are upserts, vanished ones deletes; a file under a part that
-    could not be listed keeps its previous version and is neither."""
+    could not be listed keeps its previous version and is neither. The version is the ledger's
+    marker, so a file whose ACL mapping changed (same bytes) is an upsert too: revoking access
+    must not wait for the nightly reconcile."""
     snapshot, unlisted = {}, []
     for item in listing:
         if isinstance(item, UnlistedPart):
             unlisted.append(item.prefix)
         else:
-            snapshot[item.uri] = item.version
+            snapshot[item.uri] = version_marker(item)
     upsert = sorted(uri for uri, version in snapshot.items() if previous.get(uri) != version)
     delete = []
     for uri, version in previous.items():

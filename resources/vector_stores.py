@@ -100,8 +100,8 @@ class QdrantVectorStore(ConfigurableResource):
         client.create_collection(
             name, vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE)
         )
-        if self.url:  # payload indexes speed up filtered deletes on a server; local mode ignores them
-            for field in ("doc_id", "source"):
+        if self.url:  # payload indexes speed up filtered deletes and ACL trimming on a server; local mode ignores them
+            for field in ("doc_id", "source", "acl"):
                 client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
 
     def upsert(self, name: str, points: list[Point]) -> None:

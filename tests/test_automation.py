@@ -34,6 +34,14 @@ def test_folder_changes_compare_the_listing_with_the_snapshot():
     assert decode_snapshot(None) is None
 
 
+def test_an_acl_change_alone_is_a_change_for_the_folder_watcher():
+    labelled = SourceItem("file:///c/a", "1", 1, metadata={"acl": ["hr"]})
+    before = folder_changes({}, [labelled]).snapshot
+    relabelled = SourceItem("file:///c/a", "1", 1, metadata={"acl": ["hr", "finance"]})
+    assert folder_changes(before, [relabelled]).upsert == ["file:///c/a"]
+    assert folder_changes(before, [labelled]).count == 0
+
+
 def _tick(sensor, source, cursor=None):
     context = build_sensor_context(cursor=cursor, resources={"source": source})
     return sensor(context), context.cursor
