@@ -18,6 +18,7 @@ import pytest
 
 from assets.evaluation.retrieval import Retriever
 from assets.ingestion.documents import with_source_metadata
+from core.access import acl_for, parse_acl_mapping
 from core.types import ParsedDocument, Point
 from pipelines.cli import main
 from pipelines.definitions import GOLDEN_SET_JOB, build_definitions, build_resources
@@ -25,9 +26,10 @@ from pipelines.settings import Settings
 from resources.azure_search import AzureAISearchStore
 from resources.embedders import SentenceTransformerEmbedder
 from resources.settings import EvaluationSettings, SettingsError
-from resources.sources import LocalFolderSource, SourceUnavailableError, acl_for, parse_acl_mapping
+from resources.sources import LocalFolderSource, SourceUnavailableError
 from resources.vector_stores import QdrantVectorStore
 from tests.azure_search_server import AzureSearchContractServer
+from tests.conftest import EVERY_STORE
 from tests.golden_fixture import write_golden_set
 from tests.test_evaluation_gate import checks, settings_for
 
@@ -191,6 +193,7 @@ def point_acls(settings) -> dict[str, set[tuple[str, ...]]]:
         store.close()
 
 
+@EVERY_STORE
 def test_an_acl_only_change_reindexes_payloads_without_embedding(ingest, settings, corpus, index_state):
     """The mapping file in the corpus folder is not indexed; the front matter's acl grants nothing;
     editing only the mapping re-indexes the payloads of the files whose acl changed, embedding nothing."""

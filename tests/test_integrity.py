@@ -38,9 +38,9 @@ from assets.screening.assets import SCREENING_ASSETS
 from pipelines.definitions import INGEST_JOB, build_definitions, build_resources
 from pipelines.instance import ensure_dagster_home
 from pipelines.settings import Settings
+from resources.azure_search import index_name
 from resources.ledger import Ledger
 from resources.staging import LocalStaging, Manifest
-from resources.azure_search import index_name
 from tests.conftest import EVERY_STORE
 from tests.corpus import markdown_doc, prose
 from tests.test_pipeline import payloads
