@@ -352,18 +352,18 @@ class FilterParser:
         return token
 
     def _or(self) -> Predicate:
-        parts = [self._and()]
-        while self._peek("or"):
-            self._take()
-            parts.append(self._and())
-        return parts[0] if len(parts) == 1 else (lambda doc, env: any(part(doc, env) for part in parts))
+        return self._chain("or", self._and, any)
 
     def _and(self) -> Predicate:
-        parts = [self._unary()]
-        while self._peek("and"):
+        return self._chain("and", self._unary, all)
+
+    def _chain(self, word: str, operand, combine) -> Predicate:
+        """``operand (word operand)*``, the operands' results combined by ``any`` or ``all``."""
+        parts = [operand()]
+        while self._peek(word):
             self._take()
-            parts.append(self._unary())
-        return parts[0] if len(parts) == 1 else (lambda doc, env: all(part(doc, env) for part in parts))
+            parts.append(operand())
+        return parts[0] if len(parts) == 1 else (lambda doc, env: combine(part(doc, env) for part in parts))
 
     def _unary(self) -> Predicate:
         if self._peek("not"):
