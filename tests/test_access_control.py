@@ -308,18 +308,28 @@ def golden_with_groups(tmp_path):
     return root
 
 
-def test_gate_passes_when_the_store_trims_and_fails_no_acl_leak_when_it_does_not(tmp_path, golden_with_groups):
-    settings = settings_for(tmp_path, golden_with_groups)
+@EVERY_STORE
+def test_gate_passes_when_the_store_trims_and_fails_no_acl_leak_when_it_does_not(tmp_path, golden_with_groups,
+                                                                                  vector_backend, request):
+    """The golden-set job scores the candidate with the hybrid retrieval of the store that serves:
+    on Azure AI Search, the service's own hybrid (text and vector in one query)."""
+    chosen = {"azure_search_endpoint": request.getfixturevalue("azure_search").endpoint
+              } if vector_backend == "azure_search" else {}
+    settings = settings_for(tmp_path, golden_with_groups, retriever="hybrid", **chosen)
     result = build_definitions(settings).resolve_job_def(GOLDEN_SET_JOB).execute_in_process(raise_on_error=False)
     assert result.success
     passed, reason = checks(result)["no_acl_leak"]
     assert passed and "in the 3 questions asked with groups" in reason
     summary = result.output_for_node("rag_evaluation")
     assert summary["gate_passed"] and summary["unlabelled_access"] == "public"
+    if vector_backend == "azure_search":
+        queries = request.getfixturevalue("azure_search").bodies("search.post.search")
+        assert sum(bool(q.get("search") and q.get("vectorQueries")) for q in queries) >= len(GROUP_QUESTIONS)
 
-    leaky = FilterIgnoringStore(QdrantVectorStore(path=str(settings.qdrant_path)))
+    dense = replace(settings, retriever="dense")  # the filter-ignoring store's best matches rank first
+    leaky = FilterIgnoringStore(build_resources(dense)["vector_store"])
     try:
-        definitions = build_definitions(settings, {"vector_store": leaky})
+        definitions = build_definitions(dense, {"vector_store": leaky})
         result = definitions.resolve_job_def(GOLDEN_SET_JOB).execute_in_process(raise_on_error=False)
     finally:
         leaky.close()
