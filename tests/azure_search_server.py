@@ -32,6 +32,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -664,12 +665,13 @@ class AzureSearchContractServer:
     """The contract server on a free loopback port; use as a context manager.
 
     ``endpoint`` and ``admin_key`` are what a ``SearchClient`` needs; ``bearer_tokens`` are also
-    accepted as ``Authorization: Bearer``. Test hooks: ``fail_next`` (throttle a path),
+    accepted as ``Authorization: Bearer`` (over HTTPS when given a ``certificate``). Test hooks: ``fail_next`` (throttle a path),
     ``fail_keys`` (per-key 503 in a 207), and ``requests`` / ``count`` / ``bodies`` to assert on.
     """
 
-    def __init__(self, admin_key: str = "contract-admin-key", bearer_tokens: tuple[str, ...] = ()):
-        self.admin_key, self.bearer_tokens = admin_key, set(bearer_tokens)
+    def __init__(self, admin_key: str = "contract-admin-key", bearer_tokens: tuple[str, ...] = (),
+                 certificate: Path | None = None):
+        self.admin_key, self.bearer_tokens, self.certificate = admin_key, set(bearer_tokens), certificate
         self.endpoint = ""
         self.requests: list[RecordedRequest] = []
         self.indexes: dict[str, Index] = {}
@@ -682,7 +684,7 @@ class AzureSearchContractServer:
 
     def __enter__(self) -> Self:
         handler = type("Handler", (_Handler,), {"server_state": self})
-        self.endpoint = self._stack.enter_context(serving(handler))
+        self.endpoint = self._stack.enter_context(serving(handler, self.certificate))
         return self
 
     def __exit__(self, *exc_info: object) -> None:

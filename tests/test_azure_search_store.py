@@ -6,16 +6,20 @@ particular to the service: request limits, partial failures, paged deletes, alia
 
 from __future__ import annotations
 
+import time
 import uuid
+from typing import ClassVar
 
 import pytest
-from azure.core.credentials import AzureKeyCredential
+from azure.core.credentials import AccessToken, AzureKeyCredential
 from azure.search.documents.indexes import SearchIndexClient
 from azure.search.documents.indexes.models import SearchIndex, SimpleField
 
 from core.access import AccessFilter
 from core.types import Point
 from resources.azure_search import AzureAISearchStore, SearchIndexingError, index_name
+from tests.azure_search_server import AzureSearchContractServer
+from tests.contract_http import self_signed
 
 DIMENSION = 4
 INDEX_REQUESTS = "/docs/search.index"
@@ -159,3 +163,31 @@ def test_native_hybrid_ranks_an_exact_rare_term_first_within_the_caller_groups(s
     assert {hit.payload["text"] for hit in hr} == {texts[1], texts[2]}
     assert store.search("kb__v1", query, 4, text="XK-4471", access=AccessFilter((), "deny")) == []
     assert [hit.payload["text"] for hit in store.search("kb__v1", None, 1, text="forklift")] == [texts[3]]
+
+
+class StaticEntraToken:
+    """Stands in for DefaultAzureCredential (Entra ID cannot be reached here): one token, and a
+    record of the scopes the SDK asked it for."""
+
+    scopes: ClassVar[list[tuple[str, ...]]] = []
+
+    def get_token(self, *scopes, **kwargs):
+        StaticEntraToken.scopes.append(scopes)
+        return AccessToken("workload-identity-token", int(time.time()) + 3600)
+
+    def close(self):
+        pass
+
+
+def test_without_a_key_the_store_authenticates_with_entra_id_over_https(tmp_path, monkeypatch):
+    certificate = self_signed(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate))  # the client trusts the server's certificate
+    monkeypatch.setattr("azure.identity.DefaultAzureCredential", StaticEntraToken)
+    with AzureSearchContractServer(bearer_tokens=("workload-identity-token",), certificate=certificate) as server:
+        store = AzureAISearchStore(endpoint=server.endpoint, refresh_s=0.0)
+        store.ensure_collection("kb__v1", DIMENSION)
+        store.upsert("kb__v1", points(3))
+        assert store.count("kb__v1") == 3
+        store.close()
+    assert server.endpoint.startswith("https://")
+    assert StaticEntraToken.scopes and all(s == ("https://search.azure.com/.default",) for s in StaticEntraToken.scopes)
