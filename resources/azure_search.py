@@ -8,7 +8,7 @@ JSON string, so a point's payload reads back exactly as it was written.
 
 The service has no delete-by-query: deletes find their keys with a filter, paged by key order
 (``$skip`` stops at 100,000), and delete by key. Writes become searchable after a refresh of
-about a second (near real time), so ``count`` waits that long after this process last wrote.
+about a second (near real time), so after this process wrote, ``count`` waits for the count to settle.
 Promotion uses index aliases (generally available from REST API 2025-05-01; the SDK speaks
 2026-04-01); an alias is switched in one request, so readers never see it missing.
 """
@@ -56,6 +56,7 @@ class AzureAISearchStore(ConfigurableResource):
     key_retries: int = Field(default=5, description="Resends of keys that failed alone in a partial response.")
     backoff_s: float = Field(default=1.0, description="First wait before a retry; it doubles each time.")
     refresh_s: float = Field(default=1.0, description="How long writes take to become searchable.")
+    settle_s: float = Field(default=30.0, description="Longest wait for the count to settle after writes.")
     native_hybrid: ClassVar[bool] = True
     _index_client: Any = PrivateAttr(default=None)
     _clients: dict = PrivateAttr(default_factory=dict)
@@ -234,10 +235,22 @@ class AzureAISearchStore(ConfigurableResource):
                 yield document["source"], document["doc_id"]
 
     def count(self, name: str) -> int:
+        """The document count. After this process wrote, it waits for the count to settle (the
+        same on two reads a refresh apart, for at most ``settle_s``): a count read before the
+        refresh would make the index look out of step with the ledger."""
         if not self.collection_exists(name):
             return 0
+        client = self._documents(name)
+        if not self._last_write:
+            return client.get_document_count()
         time.sleep(max(0.0, self._last_write + self.refresh_s - time.monotonic()))
-        return self._documents(name).get_document_count()
+        current, deadline = client.get_document_count(), time.monotonic() + self.settle_s
+        while time.monotonic() < deadline:
+            time.sleep(self.refresh_s)
+            previous, current = current, client.get_document_count()
+            if current == previous:
+                break
+        return current
 
     def payloads(self, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
         for document in self._scan(name, [KEY, CONTENT, PAYLOAD]):
