@@ -85,6 +85,19 @@ def invalid_expression(message: str, parameter: str) -> ServiceError:
     return ServiceError(400, f"Invalid expression: {message}\r\nParameter name: {parameter}")
 
 
+def usable_field(fields: dict[str, dict], name: str, capability: str, parameter: str) -> dict:
+    """The field's definition, if it exists and is ``filterable`` or ``sortable`` as the
+    expression in ``parameter`` needs; otherwise the service's error."""
+    spec = fields.get(name)
+    if spec is None:
+        raise invalid_expression(f"Could not find a property named '{name}' on type 'search.document'.", parameter)
+    if not spec[capability]:
+        use = {"filterable": "filter", "sortable": "sort"}[capability]
+        raise invalid_expression(f"'{name}' is not a {capability} field. Only {capability} fields can be used in "
+                                 f"{use} expressions.", parameter)
+    return spec
+
+
 def valid_name(name: str) -> bool:
     """The service's rule for index and alias names: 2 to 128 lowercase letters, digits, dashes and
     underscores, starting with a letter or digit, no consecutive dashes or underscores."""
@@ -398,14 +411,7 @@ class FilterParser:
         return (lambda doc, env: doc.get(name)), spec["type"]
 
     def _field(self, name: str) -> dict:
-        spec = self.fields.get(name)
-        if spec is None:
-            raise invalid_expression(f"Could not find a property named '{name}' on type 'search.document'.",
-                                     "$filter")
-        if not spec["filterable"]:
-            raise invalid_expression(f"'{name}' is not a filterable field. Only filterable fields can be used "
-                                     "in filter expressions.", "$filter")
-        return spec
+        return usable_field(self.fields, name, "filterable", "$filter")
 
     def _literal(self, edm_type: str) -> Any:
         kind, token, _ = self.tokens[self.position] if self.position < len(self.tokens) else (None, None, 0)
@@ -545,13 +551,7 @@ def order(index: Index, ranked: list[tuple[str, float]], orderby: str | None) ->
             raise invalid_expression(f"Syntax error in '{orderby}'.", "$orderby")
         name, direction = match.group(1), match.group(2) or "asc"
         if name != "search.score()":
-            spec = index.fields.get(name)
-            if spec is None:
-                raise invalid_expression(f"Could not find a property named '{name}' on type 'search.document'.",
-                                         "$orderby")
-            if not spec["sortable"]:
-                raise invalid_expression(f"'{name}' is not a sortable field. Only sortable fields can be used in "
-                                         "sort expressions.", "$orderby")
+            usable_field(index.fields, name, "sortable", "$orderby")
         clauses.append((name, direction == "desc"))
     result = list(ranked)
     for name, descending in reversed(clauses):  # stable sorts, last clause first; nulls sort lowest
