@@ -21,14 +21,18 @@ import yaml
 UNLABELLED_POLICIES = ("public", "deny")
 
 
+def check_policy(unlabelled: str) -> None:
+    if unlabelled not in UNLABELLED_POLICIES:
+        raise ValueError(f"unlabelled must be one of {', '.join(UNLABELLED_POLICIES)}, not {unlabelled!r}")
+
+
 @dataclass(frozen=True)
 class AccessFilter:
     groups: tuple[str, ...]
     unlabelled: str = "public"
 
     def __post_init__(self) -> None:
-        if self.unlabelled not in UNLABELLED_POLICIES:
-            raise ValueError(f"unlabelled must be one of {', '.join(UNLABELLED_POLICIES)}, not {self.unlabelled!r}")
+        check_policy(self.unlabelled)
 
     @classmethod
     def of(cls, groups: Iterable[str] | None, unlabelled: str) -> AccessFilter | None:

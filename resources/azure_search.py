@@ -166,14 +166,12 @@ class AzureAISearchStore(ConfigurableResource):
 
     def delete_source(self, name: str, source: str, keep_doc_id: str | None = None) -> None:
         """Remove a source's points, except those of ``keep_doc_id`` (its current content)."""
-        if not self.collection_exists(name):
-            return
         condition = f"source eq {quote(source)}"
         if keep_doc_id is not None:
             condition += f" and doc_id ne {quote(keep_doc_id)}"
         keys = [document[KEY] for document in self._scan(name, [KEY], condition)]
+        delete = self._documents(name).delete_documents
         for start in range(0, len(keys), MAX_PAGE):
-            delete = self._documents(name).delete_documents
             self._index_actions(name, [{KEY: key} for key in keys[start:start + MAX_PAGE]], delete)
 
     def _index_actions(self, name: str, documents: list[dict[str, Any]], send) -> None:
@@ -196,13 +194,19 @@ class AzureAISearchStore(ConfigurableResource):
             wait *= 2
 
     def _scan(self, name: str, select: list[str], condition: str | None = None) -> Iterator[dict[str, Any]]:
-        """Every document matching ``condition``, in key order, one page of keys after another."""
+        """Every document matching ``condition``, in key order, one page of keys after another;
+        none when the index does not exist (asked, not checked first: one request, not two)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
         last = None
         while True:
             clauses = [f"({condition})" if condition else None, f"{KEY} gt {quote(last)}" if last else None]
-            page = list(self._documents(name).search(
-                search_text="*", filter=" and ".join(c for c in clauses if c) or None,
-                order_by=[f"{KEY} asc"], select=select, top=MAX_PAGE))
+            try:
+                page = list(self._documents(name).search(
+                    search_text="*", filter=" and ".join(c for c in clauses if c) or None,
+                    order_by=[f"{KEY} asc"], select=select, top=MAX_PAGE))
+            except ResourceNotFoundError:
+                return
             yield from page
             if len(page) < MAX_PAGE:
                 return
@@ -210,8 +214,6 @@ class AzureAISearchStore(ConfigurableResource):
 
     def vectors(self, name: str, ids: list[str]) -> dict[str, list[float]]:
         """Stored vectors for the given point ids (absent ids are left out)."""
-        if not ids or not self.collection_exists(name):
-            return {}
         found = {}
         for start in range(0, len(ids), MAX_PAGE):
             wanted = ids[start:start + MAX_PAGE]
@@ -220,14 +222,10 @@ class AzureAISearchStore(ConfigurableResource):
         return found
 
     def point_ids(self, name: str) -> set[str]:
-        if not self.collection_exists(name):
-            return set()
         return {document[KEY] for document in self._scan(name, [KEY])}
 
     def point_sources(self, name: str, sources: list[str] | None = None) -> Iterator[tuple[str, str]]:
         """(source, doc_id) of every point, or of the points of ``sources`` only."""
-        if not self.collection_exists(name):
-            return
         groups = [None] if sources is None else [sources[i:i + 100] for i in range(0, len(sources), 100)]
         for group in groups:
             condition = None if group is None else any_of("source", group)
@@ -237,20 +235,23 @@ class AzureAISearchStore(ConfigurableResource):
     def count(self, name: str) -> int:
         """The document count. After this process wrote, it waits for the count to settle (the
         same on two reads a refresh apart, for at most ``settle_s``): a count read before the
-        refresh would make the index look out of step with the ledger."""
-        if not self.collection_exists(name):
-            return 0
+        refresh would make the index look out of step with the ledger. 0 when there is no index."""
+        from azure.core.exceptions import ResourceNotFoundError
+
         client = self._documents(name)
-        if not self._last_write:
-            return client.get_document_count()
-        time.sleep(max(0.0, self._last_write + self.refresh_s - time.monotonic()))
-        current, deadline = client.get_document_count(), time.monotonic() + self.settle_s
-        while time.monotonic() < deadline:
-            time.sleep(self.refresh_s)
-            previous, current = current, client.get_document_count()
-            if current == previous:
-                break
-        return current
+        try:
+            if not self._last_write:
+                return client.get_document_count()
+            time.sleep(max(0.0, self._last_write + self.refresh_s - time.monotonic()))
+            current, deadline = client.get_document_count(), time.monotonic() + self.settle_s
+            while time.monotonic() < deadline:
+                time.sleep(self.refresh_s)
+                previous, current = current, client.get_document_count()
+                if current == previous:
+                    break
+            return current
+        except ResourceNotFoundError:
+            return 0
 
     def payloads(self, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
         for document in self._scan(name, [KEY, CONTENT, PAYLOAD]):

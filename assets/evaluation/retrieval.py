@@ -20,7 +20,7 @@ from itertools import islice
 
 from rank_bm25 import BM25Okapi
 
-from core.access import UNLABELLED_POLICIES, AccessFilter
+from core.access import AccessFilter, check_policy
 from core.types import Hit
 
 RETRIEVERS = ("dense", "hybrid")
@@ -52,8 +52,7 @@ class Retriever:
                  unlabelled: str = "public"):
         if mode not in RETRIEVERS:
             raise ValueError(f"retriever must be one of {', '.join(RETRIEVERS)}, not {mode!r}")
-        if unlabelled not in UNLABELLED_POLICIES:
-            raise ValueError(f"unlabelled must be one of {', '.join(UNLABELLED_POLICIES)}, not {unlabelled!r}")
+        check_policy(unlabelled)
         self._store, self._embedder, self._collection = vector_store, embedder, collection
         self.mode, self._candidates, self.unlabelled = mode, candidates, unlabelled
         self._bm25: BM25Okapi | None = None
