@@ -19,6 +19,7 @@ GOLDEN_SETS = REPO_ROOT / "golden_sets"
 SAMPLE_CORPUS = GOLDEN_SETS / "sample" / "corpus"
 
 
+PRODUCTION_PROFILES = ("production", "k8s")
 FROM_RESOURCE = object()  # the default is the configured resource's
 
 
@@ -85,8 +86,14 @@ class Settings:
     event_queue_account_url: str = Setting("RAGPIPE_EVENT_QUEUE_ACCOUNT_URL", "")
     event_batch_size: int = Setting("RAGPIPE_EVENT_BATCH", 32)
     max_targeted_sources: int = Setting("RAGPIPE_MAX_TARGETED_SOURCES", 1000)
-    # Evaluation and promotion; the production profile requires the generation tier.
-    profile: str = Setting("RAGPIPE_PROFILE", "local", choices=("local", "production"))
+    # Evaluation and promotion; the production profiles require the generation tier. "k8s" is
+    # production on Kubernetes: steps in their own pods, state on shared storage (see deploy/).
+    profile: str = Setting("RAGPIPE_PROFILE", "local", choices=("local", "production", "k8s"))
+    # Shared object storage (e.g. abfs://container@account.dfs.core.windows.net/prefix) for staged
+    # batches, step outputs and evaluation results; unset: under the data directory.
+    data_url: str = Setting("RAGPIPE_DATA_URL", "")
+    # Static partitions of the corpus by a stable hash of each source URI; 1: unpartitioned.
+    shards: int = Setting("RAGPIPE_SHARDS", 1)
     golden_set: str = Setting("RAGPIPE_GOLDEN_SET", "sample")  # a folder under golden_sets/, or a path
     retriever: str = Setting("RAGPIPE_RETRIEVER", resource=EvaluationSettings, choices=("dense", "hybrid"))
     top_k: int = Setting("RAGPIPE_TOP_K", resource=EvaluationSettings)
@@ -125,7 +132,7 @@ class Settings:
             if environ.get(variable, "") != "":
                 values[item.name] = _coerce(item.type, variable, environ[variable])
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if values.get("profile") == "production":
+        if values.get("profile") in PRODUCTION_PROFILES:
             values.setdefault("require_generation", True)
             values.setdefault("unlabelled_access", "deny")
         return cls(**values)
@@ -146,7 +153,11 @@ class Settings:
 
     @property
     def automation_running(self) -> bool:
-        return self.automation == "running" or (self.automation == "auto" and self.profile == "production")
+        return self.automation == "running" or (self.automation == "auto" and self.production)
+
+    @property
+    def production(self) -> bool:
+        return self.profile in PRODUCTION_PROFILES
 
     @property
     def data_path(self) -> Path:

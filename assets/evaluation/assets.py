@@ -19,6 +19,7 @@ from assets.evaluation import gate
 from assets.evaluation.golden import GoldenSetError, load_golden_set
 from assets.evaluation.retrieval import Retriever
 from assets.evaluation.scoring import Evaluation, evaluate_candidate, worst_questions
+from assets.placement import HEAVY_CPU_STEP
 from core.types import Manifest
 from resources.embedders import Embedder
 from resources.evaluation_store import EvaluationStore
@@ -94,6 +95,7 @@ def _metadata(summary: dict, evaluation: Evaluation) -> dict:
 @asset(
     group_name=GROUP,
     kinds={"python", "ragas"},
+    op_tags=HEAVY_CPU_STEP,
     description=(
         "Scores the candidate index on the golden set with the serving retriever (dense, or hybrid: "
         "the store's own, else dense + BM25 with reciprocal rank fusion): hit@k, MRR, nDCG and RAGAS non-LLM context "

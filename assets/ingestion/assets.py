@@ -23,6 +23,7 @@ from pydantic import Field
 
 from assets.ingestion import stages
 from assets.ingestion.changes import CHANGE_CLASSES, PROCESSED_CLASSES
+from assets.placement import GPU_STEP, HEAVY_CPU_STEP, LIGHT_CPU_STEP
 from assets.screening.assets import build_screener
 from core.types import LeaseHeld, LedgerRow, Manifest
 from resources.azure_ai import InjectionShield, PiiDetector
@@ -107,6 +108,7 @@ def _hold_writer_lease(context: AssetExecutionContext, ledger: Ledger, collectio
 @asset(
     group_name=GROUP,
     kinds={"python", "source"},
+    op_tags=LIGHT_CPU_STEP,
     description=(
         "Takes the collection's writer lease (one writer per collection) and repairs drift: "
         "removes the points no ledger row accounts for (orphans of a killed run) and forgets "
@@ -205,6 +207,7 @@ def _skip(context: AssetExecutionContext, stage: str, upstream: Manifest) -> Out
 @asset(
     group_name=GROUP,
     kinds={"python", "pdf", "html"},
+    op_tags=HEAVY_CPU_STEP,
     description=(
         "Parses each staged document, by the type its bytes show (office, PDF, e-mail, web, "
         "data and text formats; scans through OCR), into sectioned blocks and Markdown tables "
@@ -231,6 +234,7 @@ def clean_documents(context: AssetExecutionContext, raw_documents: Manifest, sta
 @asset(
     group_name=GROUP,
     kinds={"python", "security"},
+    op_tags=HEAVY_CPU_STEP,
     description=(
         "Screens each document before it can reach the index: quarantines likely prompt "
         "injection, including obfuscated, encoded and hidden text (rule id, score and location "
@@ -256,6 +260,7 @@ def screened_documents(context: AssetExecutionContext, clean_documents: Manifest
 @asset(
     group_name=GROUP,
     kinds={"python", "langchain"},
+    op_tags=LIGHT_CPU_STEP,
     description=(
         "Splits each screened document into chunks measured in the embedder's own tokens, "
         "section by section (and page by page), with the full payload and a deterministic "
@@ -283,6 +288,7 @@ def chunks(context: AssetExecutionContext, screened_documents: Manifest, staging
 @asset(
     group_name=GROUP,
     kinds={"python", "pytorch"},
+    op_tags=GPU_STEP,
     description=(
         "Embeds each distinct chunk text once: vectors already stored for the same content (the "
         "same document at another source) or computed by a run that has not finished its index "
@@ -307,6 +313,7 @@ def embeddings(context: AssetExecutionContext, chunks: Manifest, staging: LocalS
 @asset(
     group_name=GROUP,
     kinds={"python", "qdrant"},
+    op_tags=LIGHT_CPU_STEP,
     description=(
         "Upserts the new points into the index version's collection, then removes the points "
         "of replaced and deleted documents, and records every document in the ledger, holding "

@@ -17,6 +17,7 @@ from dagster import (
 )
 
 from assets.ingestion.stages import collection_name
+from assets.placement import LIGHT_CPU_STEP
 from assets.promotion.versions import collections_to_drop, kept_collections
 from resources.evaluation_store import EvaluationStore
 from resources.settings import EvaluationSettings, IngestionSettings
@@ -44,6 +45,7 @@ def move_alias(vector_store: VectorStore, store: EvaluationStore, alias: str, co
 @asset(
     group_name=GROUP,
     kinds={"python", "qdrant"},
+    op_tags=LIGHT_CPU_STEP,
     description=(
         "Points the alias (the serving one, or a golden-set namespace's own) at the evaluated "
         "candidate, atomically, only when every blocking gate check on rag_evaluation passed; "
@@ -70,7 +72,7 @@ class RollbackConfig(Config):
     version: str  # an index version, or a full collection name
 
 
-@op(description="Points the serving alias back to a kept index version.")
+@op(description="Points the serving alias back to a kept index version.", tags=LIGHT_CPU_STEP)
 def roll_back_alias(context: OpExecutionContext, config: RollbackConfig, vector_store: ResourceParam[VectorStore],
                     evaluation_store: EvaluationStore, evaluation_settings: EvaluationSettings,
                     ingestion_settings: IngestionSettings) -> dict:

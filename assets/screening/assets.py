@@ -16,6 +16,7 @@ from dagster import (
 )
 
 from assets.ingestion.stages import logical_run_id
+from assets.placement import LIGHT_CPU_STEP
 from assets.screening.pii import PiiEngine
 from assets.screening.screen import Screener
 from core.types import Manifest, QuarantineEntry
@@ -84,6 +85,7 @@ def _table(records: list[dict]) -> MetadataValue:
 @asset(
     group_name=GROUP,
     kinds={"python", "security"},
+    op_tags=LIGHT_CPU_STEP,
     deps=[AssetKey("vector_index")],
     description=(
         "The documents kept out of the current index version (source, doc_id, version, scanner, "
