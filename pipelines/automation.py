@@ -19,16 +19,17 @@ from dagster import (
     DefaultScheduleStatus,
     DefaultSensorStatus,
     ResourceParam,
-    RunRequest,
     ScheduleDefinition,
+    ScheduleEvaluationContext,
     SensorEvaluationContext,
     SkipReason,
+    schedule,
     sensor,
 )
 
-from assets.ingestion.assets import targeted_run_config
 from assets.ingestion.changes import version_marker
 from core.types import SourceItem, UnlistedPart
+from pipelines.sharding import shard_requests
 from resources.sources import DocumentSource
 
 TRIGGER_TAG = "ragpipe/trigger"
@@ -87,9 +88,10 @@ def changes_key(changes: FolderChanges) -> str:
 
 
 def build_folder_sensor(job, default_status: DefaultSensorStatus, minimum_interval_seconds: int,
-                        max_targeted: int):
+                        max_targeted: int, shards: int = 1):
     """The local folder watcher. Its first tick, and a tick that finds more than
-    ``max_targeted`` changes, requests a full reconcile instead of a targeted run."""
+    ``max_targeted`` changes, requests a full reconcile instead of a targeted run; with
+    ``shards``, one run per shard (a targeted run: per shard a changed source falls in)."""
 
     @sensor(job=job, name="folder_watcher", default_status=default_status,
             minimum_interval_seconds=minimum_interval_seconds,
@@ -102,29 +104,43 @@ def build_folder_sensor(job, default_status: DefaultSensorStatus, minimum_interv
         if previous is not None and not changes.count:
             return SkipReason(f"no change in {len(changes.snapshot)} files")
         context.update_cursor(encode_snapshot(changes.snapshot))
-        key = f"folder-{changes_key(changes)}"
+        key, tags = f"folder-{changes_key(changes)}", {TRIGGER_TAG: "folder_watcher"}
         if previous is None or changes.count > max_targeted:
             context.log.info(f"{changes.count} changes: requesting a full reconcile")
-            return RunRequest(run_key=key, tags={TRIGGER_TAG: "folder_watcher"})
+            return shard_requests(shards, key, tags)
         context.log.info(f"requesting a targeted run: {len(changes.upsert)} to upsert, {len(changes.delete)} to delete")
-        return RunRequest(run_key=key, run_config=targeted_run_config(changes.upsert, changes.delete),
-                          tags={TRIGGER_TAG: "folder_watcher"})
+        return shard_requests(shards, key, tags, changes.upsert, changes.delete)
 
     return folder_watcher
 
 
 def build_schedules(job, reconcile_cron: str, incremental_cron: str,
-                    default_status: DefaultScheduleStatus) -> list[ScheduleDefinition]:
+                    default_status: DefaultScheduleStatus, shards: int = 1) -> list[ScheduleDefinition]:
     """The nightly full reconcile, and optionally a frequent one for sources without events:
-    with the version short-circuit a reconcile of an unchanged source costs only its listing."""
+    with the version short-circuit a reconcile of an unchanged source costs only its listing.
+    With ``shards``, each tick requests every shard."""
     purposes = {
         "reconcile": (reconcile_cron, ("Full reconcile: lists the whole source, indexes what is new or "
                                        "changed, removes what is gone; repairs whatever events missed.")),
         "incremental": (incremental_cron, ("Frequent reconcile for sources without events: unchanged "
                                            "documents cost only their listing entry.")),
     }
-    return [
-        ScheduleDefinition(name=f"{name}_schedule", job=job, cron_schedule=cron, default_status=default_status,
-                           description=description, tags={TRIGGER_TAG: name})
-        for name, (cron, description) in purposes.items() if cron
-    ]
+    if shards == 1:
+        return [
+            ScheduleDefinition(name=f"{name}_schedule", job=job, cron_schedule=cron, default_status=default_status,
+                               description=description, tags={TRIGGER_TAG: name})
+            for name, (cron, description) in purposes.items() if cron
+        ]
+    return [_every_shard(job, name, cron, description, default_status, shards)
+            for name, (cron, description) in purposes.items() if cron]
+
+
+def _every_shard(job, name: str, cron: str, description: str, default_status: DefaultScheduleStatus,
+                 shards: int):
+    @schedule(name=f"{name}_schedule", job=job, cron_schedule=cron, default_status=default_status,
+              description=f"{description} Every one of the {shards} shards, as parallel runs.")
+    def every_shard(context: ScheduleEvaluationContext):
+        tick = f"{name}-{context.scheduled_execution_time:%Y%m%dT%H%M}"
+        return shard_requests(shards, tick, {TRIGGER_TAG: name})
+
+    return every_shard

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 from dagster import (
     DefaultSensorStatus,
-    RunRequest,
     RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
@@ -17,12 +16,12 @@ from dagster import (
     sensor,
 )
 
-from assets.ingestion.assets import targeted_run_config
 from pipelines.blob_events import BlobEvent, BlobEventError, batch_run_key, coalesce, parse_message, unique, within
+from pipelines.sharding import shard_requests
 from resources.event_queue import AzureStorageQueue, QueueMessage, Receipt
 
-# The tag Dagster puts on every run a sensor requests with a run key (stored, so stable).
-RUN_KEY_TAG = "dagster/run_key"
+# The tag every run of a batch carries (with shards, a batch becomes one run per shard).
+BATCH_TAG = "ragpipe/event_batch"
 
 
 @dataclass
@@ -78,10 +77,12 @@ def build_blob_event_sensor(
     default_status: DefaultSensorStatus = DefaultSensorStatus.STOPPED,
     batch_size: int = 32,
     minimum_interval_seconds: int = 30,
+    shards: int = 1,
 ) -> SensorDefinition:
     """A sensor that requests one targeted run of ``job`` per batch of blob events about
     blobs under ``source_uri_prefixes`` (``az://<account>/<container>/<prefix>``), reading
-    the queue through the ``event_queue`` resource (an ``AzureStorageQueue``).
+    the queue through the ``event_queue`` resource (an ``AzureStorageQueue``); with ``shards``,
+    one run per shard that the batch's blobs fall in, each naming only its own blobs.
 
     A batch's messages are deleted by the tick after the one that requested its run, so only
     once the request is recorded (the cursor holds their receipts); the run key is the batch's
@@ -107,15 +108,15 @@ def build_blob_event_sensor(
         if not batch.related:
             return SensorResult(skip_reason=f"no blob changes: {summary}", cursor="[]")
         run_key = batch_run_key(batch.events)
-        if context.instance.get_runs(RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1):
+        if context.instance.get_runs(RunsFilter(tags={BATCH_TAG: run_key}), limit=1):
             for message in batch.related:
                 event_queue.delete(message.receipt)
             return SensorResult(skip_reason=f"replayed batch {run_key} already has a run: {summary}", cursor="[]")
         upsert, delete = coalesce(batch.events)
         context.log.info(f"blob events: {summary}; run {run_key}: {len(upsert)} upserts, {len(delete)} deletes")
         tags = {f"ragpipe/{label}": str(count) for label, count in counts.items()}
-        tags.update({"ragpipe/upserts": str(len(upsert)), "ragpipe/deletes": str(len(delete))})
-        request = RunRequest(run_key=run_key, run_config=targeted_run_config(upsert, delete), tags=tags)
-        return SensorResult(run_requests=[request], cursor=receipts_cursor(batch.related))
+        tags.update({"ragpipe/upserts": str(len(upsert)), "ragpipe/deletes": str(len(delete)), BATCH_TAG: run_key})
+        return SensorResult(run_requests=shard_requests(shards, run_key, tags, upsert, delete),
+                            cursor=receipts_cursor(batch.related))
 
     return blob_event_sensor

@@ -121,8 +121,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 def _execute(settings: Settings, job: str, resource_overrides: dict | None, log_level: str,
-             run_config: dict | None = None):
-    """Run a job in process on the data directory's instance; returns the result and seconds.
+             run_config: dict | None = None, partition_key: str | None = None):
+    """Run a job (one partition of it: a shard) in process on the data directory's instance;
+    returns the result and seconds.
 
     Raises ValueError, before any work, on settings the embedder cannot honour.
     """
@@ -136,24 +137,66 @@ def _execute(settings: Settings, job: str, resource_overrides: dict | None, log_
     resources["ingestion_settings"].validate_against(embedder.max_input_tokens(), embedder.name())
     ensure_dagster_home(settings.dagster_home)
     started = time.monotonic()
+    job_def = definitions.resolve_job_def(job)
+    # Dagster applies a partition's own config only when given none: the log level is config too.
+    shard_config = job_def.partitioned_config.get_run_config_for_partition_key(partition_key) if partition_key else {}
     with DagsterInstance.get() as instance:
-        result = definitions.resolve_job_def(job).execute_in_process(
-            run_config={**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}},
+        result = job_def.execute_in_process(
+            run_config={**shard_config, **(run_config or {}),
+                        "loggers": {"console": {"config": {"log_level": log_level}}}},
             instance=instance,
+            partition_key=partition_key,
             raise_on_error=False,
         )
     return result, time.monotonic() - started
 
 
 def run_ingest(settings: Settings, resource_overrides: dict | None = None, log_level: str = "INFO",
-               upsert: list[str] = (), delete: list[str] = ()) -> dict[str, Any]:
+               upsert: list[str] = (), delete: list[str] = (), shards: list[str] | None = None,
+               job: str | None = None) -> dict[str, Any]:
     """Run the ``ingest`` job, targeted at ``upsert``/``delete`` URIs when any are given (a
-    full reconcile otherwise); return its summary. ValueError on invalid settings."""
-    from assets.ingestion.assets import targeted_run_config
-    from pipelines.definitions import INGEST_JOB
+    full reconcile otherwise); return its summary. ValueError on invalid settings.
 
-    run_config = targeted_run_config(list(upsert), list(delete)).to_config_dict() if upsert or delete else None
-    return summarize(*_execute(settings, INGEST_JOB, resource_overrides, log_level, run_config))
+    With shards (RAGPIPE_SHARDS > 1), one run per shard, one after the other: every shard (or
+    those named in ``shards``, by partition key), or in a targeted run each shard a named URI
+    falls in with only its URIs; the summary adds up the runs'."""
+    from core.shards import shard_ranges
+    from pipelines.definitions import INGEST_JOB
+    from pipelines.sharding import shard_requests
+
+    valid = [shard.key for shard in shard_ranges(settings.shards)] if settings.shards > 1 else []
+    if shards is not None and not set(shards) <= set(valid):
+        raise ValueError(f"no shard {min(set(shards) - set(valid))} with RAGPIPE_SHARDS={settings.shards}; "
+                         f"shards: {', '.join(valid) or 'none (unsharded)'}")
+    targeted = bool(upsert or delete)
+    requests = shard_requests(settings.shards, "cli", {}, *((list(upsert), list(delete)) if targeted else ()))
+    summaries = {
+        request.partition_key: summarize(*_execute(settings, job or INGEST_JOB, resource_overrides, log_level,
+                                                   request.run_config or None, request.partition_key))
+        for request in requests if shards is None or request.partition_key in shards
+    }
+    if not summaries:
+        raise ValueError(f"none of the named sources is in shard(s) {', '.join(shards)}")
+    return summaries[None] if settings.shards == 1 else merge_summaries(summaries)
+
+
+SUMMED = ("chunks", "tokens", "embedded", "reused_vectors", "upserted", "deleted_points", "source_bytes_read",
+          "points", "wall_seconds")
+
+
+def merge_summaries(by_shard: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One summary for the runs of several shards: counts added up, every run id and error kept."""
+    summaries = list(by_shard.values())
+    merged = {**summaries[0], "run_id": ",".join(s["run_id"] for s in summaries),
+              "success": all(s["success"] for s in summaries),
+              "errors": [error for s in summaries for error in s["errors"]],
+              "unlisted": [part for s in summaries for part in s["unlisted"]],
+              "shards": {key: s["run_id"] for key, s in by_shard.items()}}
+    for name in SUMMED:
+        merged[name] = sum(s[name] or 0 for s in summaries)
+    for group in ("documents", "repaired"):
+        merged[group] = {key: sum(s[group][key] for s in summaries) for key in summaries[0][group]}
+    return merged
 
 
 def source_uri(name: str) -> str:
@@ -166,7 +209,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     try:
         summary = run_ingest(settings, log_level="DEBUG" if args.verbose else "INFO",
                              upsert=[source_uri(name) for name in args.only],
-                             delete=[source_uri(name) for name in args.delete])
+                             delete=[source_uri(name) for name in args.delete], shards=args.shard or None)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -255,13 +298,17 @@ def _output_of(result, node: str) -> Any:
         return None
 
 
-def _run_evaluation_job(settings: Settings, job: str, resource_overrides: dict | None, log_level: str) -> dict[str, Any]:
+def _run_evaluation_job(settings: Settings, job: str, resource_overrides: dict | None, log_level: str,
+                        ingest_job: str) -> dict[str, Any]:
+    """The job; with shards, after every shard of ``ingest_job`` (the evaluation job then only
+    scores and promotes; a failed shard leaves the candidate incomplete, which its gate reports)."""
+    ingest = run_ingest(settings, resource_overrides, log_level, job=ingest_job) if settings.shards > 1 else None
     result, seconds = _execute(settings, job, resource_overrides, log_level)
     evaluation = _output_of(result, "rag_evaluation")
     return {
-        "run_id": result.run_id, "success": result.success,
+        "run_id": result.run_id, "success": result.success and (ingest is None or ingest["success"]),
         "gate_passed": None if evaluation is None else evaluation["gate_passed"],
-        "ingest": summarize(result, seconds), "evaluation": evaluation,
+        "ingest": ingest or summarize(result, seconds), "evaluation": evaluation,
         "promotion": _output_of(result, "promoted_index"),
     }
 
@@ -269,17 +316,17 @@ def _run_evaluation_job(settings: Settings, job: str, resource_overrides: dict |
 def run_eval(settings: Settings, resource_overrides: dict | None = None, log_level: str = "INFO") -> dict[str, Any]:
     """Run ``evaluate_golden_set``: build or reuse the golden set's own candidate index in its
     namespace, score it, promote it there if the gate passes. ValueError on invalid settings."""
-    from pipelines.definitions import GOLDEN_SET_JOB
+    from pipelines.definitions import GOLDEN_INGEST_JOB, GOLDEN_SET_JOB
 
-    return _run_evaluation_job(settings, GOLDEN_SET_JOB, resource_overrides, log_level)
+    return _run_evaluation_job(settings, GOLDEN_SET_JOB, resource_overrides, log_level, GOLDEN_INGEST_JOB)
 
 
 def run_promote(settings: Settings, resource_overrides: dict | None = None, log_level: str = "INFO") -> dict[str, Any]:
     """Run ``promote_production``: bring the production candidate up to date with the source,
     score it with the golden set's questions, move the serving alias if the gate passes."""
-    from pipelines.definitions import PRODUCTION_JOB
+    from pipelines.definitions import INGEST_JOB, PRODUCTION_JOB
 
-    return _run_evaluation_job(settings, PRODUCTION_JOB, resource_overrides, log_level)
+    return _run_evaluation_job(settings, PRODUCTION_JOB, resource_overrides, log_level, INGEST_JOB)
 
 
 def _print_evaluation(summary: dict[str, Any], settings: Settings) -> None:
@@ -413,6 +460,9 @@ def main(argv: list[str] | None = None) -> int:
                              "the source is not listed and nothing else is deleted")
     ingest.add_argument("--delete", action="append", default=[], metavar="URI",
                         help="a targeted run: remove this source from the index if it no longer exists (repeatable)")
+    ingest.add_argument("--shard", action="append", default=[], metavar="KEY",
+                        help="with RAGPIPE_SHARDS > 1: run only this shard (its partition key, e.g. 00000-16383; "
+                             "repeatable); default: every shard, one after the other")
     ingest.add_argument("--verbose", action="store_true", help="log every Dagster event")
     ingest.set_defaults(handler=cmd_ingest)
 

@@ -12,6 +12,7 @@ from dagster import (
     EnvVar,
     FilesystemIOManager,
     RunConfig,
+    StaticPartitionsDefinition,
     define_asset_job,
     in_process_executor,
 )
@@ -25,6 +26,7 @@ from pipelines.automation import build_folder_sensor, build_schedules
 from pipelines.blob_sensor import build_blob_event_sensor
 from pipelines.instance import COLLECTION_TAG
 from pipelines.settings import Settings
+from pipelines.sharding import partitioned, shard_job_config, shard_partitions
 from resources import (
     AzureBlobSource,
     AzureDocumentIntelligenceOcr,
@@ -46,6 +48,7 @@ from resources.event_queue import AzureStorageQueue
 from resources.screening import HASH_SALT_ENV, ScreeningSettings, load_screening_file
 
 INGEST_JOB = "ingest"
+GOLDEN_INGEST_JOB = "ingest_golden_set"  # with shards only: the golden corpus, shard by shard
 GOLDEN_SET_JOB = "evaluate_golden_set"
 PRODUCTION_JOB = "promote_production"
 PIPELINE_GROUPS = ("ingestion", "screening", "evaluation", "promotion")
@@ -174,11 +177,40 @@ def build_definitions(settings: Settings, resource_overrides: dict | None = None
     UI's launchpad shows and launches, and the CLI runs as is) rather than a second, prefixed
     copy of the asset graph: one definition per asset, two places its data can be. The step
     outputs live under the namespace too, so neither job ever reads the other's manifests.
+
+    With shards (RAGPIPE_SHARDS > 1) the ingestion and screening assets are partitioned by
+    bucket range, still one definition each (see ``build_sharded_jobs``).
     """
     resources = {**build_resources(settings), **(resource_overrides or {})}
+    partitions = shard_partitions(settings.shards)
+    jobs = (build_jobs(settings, resources) if partitions is None
+            else build_sharded_jobs(settings, resources, partitions))
+    ingest = jobs[0]
+    return Definitions(
+        assets=[*partitioned([*INGESTION_ASSETS, *SCREENING_ASSETS], partitions), *EVALUATION_ASSETS,
+                *PROMOTION_ASSETS],
+        jobs=[*jobs, rollback],
+        sensors=build_sensors(settings, ingest, resources),
+        schedules=build_schedules(ingest, settings.reconcile_cron, settings.incremental_cron,
+                                  DefaultScheduleStatus.RUNNING if settings.automation_running
+                                  else DefaultScheduleStatus.STOPPED, settings.shards),
+        resources=resources,
+        executor=in_process_executor,
+    )
+
+
+def _aliases(settings: Settings, resources: dict) -> tuple[str, str]:
+    """The serving alias and the golden set's: the collection tag of the runs writing each."""
+    ingestion = resources["ingestion_settings"]
+    return ingestion.alias, ingestion.model_copy(update={"namespace": settings.golden_namespace}).alias
+
+
+def build_jobs(settings: Settings, resources: dict) -> list:
+    """The unsharded jobs: ingest; and the golden-set and production jobs, each of which
+    ingests, scores and promotes in one run."""
+    alias, golden_alias = _aliases(settings, resources)
     # One queued run per collection at a time: each job is tagged with the alias it writes.
-    golden_alias = resources["ingestion_settings"].model_copy(update={"namespace": settings.golden_namespace}).alias
-    writer = {COLLECTION_TAG: resources["ingestion_settings"].alias}
+    writer = {COLLECTION_TAG: alias}
     ingest = define_asset_job(
         INGEST_JOB,
         selection=AssetSelection.groups("ingestion", "screening"),
@@ -201,16 +233,35 @@ def build_definitions(settings: Settings, resource_overrides: dict | None = None
                      "set's questions, and move the serving alias to it only if the gate passes."),
         tags=writer,
     )
-    return Definitions(
-        assets=[*INGESTION_ASSETS, *SCREENING_ASSETS, *EVALUATION_ASSETS, *PROMOTION_ASSETS],
-        jobs=[ingest, evaluate_golden_set, promote_production, rollback],
-        sensors=build_sensors(settings, ingest, resources),
-        schedules=build_schedules(ingest, settings.reconcile_cron, settings.incremental_cron,
-                                  DefaultScheduleStatus.RUNNING if settings.automation_running
-                                  else DefaultScheduleStatus.STOPPED),
-        resources=resources,
-        executor=in_process_executor,
-    )
+    return [ingest, evaluate_golden_set, promote_production]
+
+
+def build_sharded_jobs(settings: Settings, resources: dict, partitions: StaticPartitionsDefinition) -> list:
+    """With shards, one job cannot both ingest (a partition) and evaluate (the whole index): a
+    run of one partition would run the unpartitioned evaluation on whatever the other shards
+    hold. So ingesting is partitioned (``ingest``, and ``ingest_golden_set`` in the golden
+    set's namespace), one run per shard (a backfill runs them in parallel), and the two
+    evaluation jobs only score and promote: the candidate must be complete, every shard's
+    full reconcile done for its index version (see rag_evaluation)."""
+    alias, golden_alias = _aliases(settings, resources)
+    golden = golden_set_run_config(settings, resources)
+    scoring = AssetSelection.groups("evaluation", "promotion")
+    return [
+        define_asset_job(INGEST_JOB, selection=AssetSelection.groups("ingestion", "screening"),
+                         config=shard_job_config(partitions, alias),
+                         description="Bring one shard of the vector index up to date with the source, incrementally."),
+        define_asset_job(GOLDEN_INGEST_JOB, selection=AssetSelection.groups("ingestion", "screening"),
+                         config=shard_job_config(partitions, golden_alias, golden),
+                         description=(f"Build one shard of the golden set's own corpus in its namespace "
+                                      f"({settings.golden_namespace}); {GOLDEN_SET_JOB} then scores it.")),
+        define_asset_job(GOLDEN_SET_JOB, selection=scoring, config=golden,
+                         description=(f"Score the golden set's candidate (built shard by shard by "
+                                      f"{GOLDEN_INGEST_JOB}) and promote it within its namespace.")),
+        define_asset_job(PRODUCTION_JOB, selection=scoring,
+                         description=("Score the production candidate (built shard by shard by the ingest job) "
+                                      "with the golden set's questions; move the serving alias to it only if "
+                                      "every shard is complete and the gate passes.")),
+    ]
 
 
 def build_sensors(settings: Settings, ingest, resources: dict) -> list:
@@ -219,11 +270,13 @@ def build_sensors(settings: Settings, ingest, resources: dict) -> list:
     status = DefaultSensorStatus.RUNNING if settings.automation_running else DefaultSensorStatus.STOPPED
     source = resources["source"]
     if isinstance(source, LocalFolderSource):
-        return [build_folder_sensor(ingest, status, settings.sensor_interval_s, settings.max_targeted_sources)]
+        return [build_folder_sensor(ingest, status, settings.sensor_interval_s, settings.max_targeted_sources,
+                                    settings.shards)]
     if isinstance(source, AzureBlobSource) and "event_queue" in resources:
         return [build_blob_event_sensor(ingest, source.uri_prefixes(), default_status=status,
                                         batch_size=settings.event_batch_size,
-                                        minimum_interval_seconds=settings.sensor_interval_s)]
+                                        minimum_interval_seconds=settings.sensor_interval_s,
+                                        shards=settings.shards)]
     return []
 
 

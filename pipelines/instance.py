@@ -11,8 +11,11 @@ from resources.settings import SettingsError
 COLLECTION_TAG = "ragpipe/collection"
 
 # Telemetry off (air-gapped), no first-visit pop-up in the UI, and queued runs (UI, schedules,
-# sensors) start one at a time per collection; the ledger's writer lease also covers runs
-# that bypass the queue (the CLI's in-process runs, other instances).
+# sensors) start one at a time per collection tag value: the collection, or with shards the
+# collection and shard (``<alias>/<shard key>``), so the shards of a collection run in parallel
+# and two runs of one shard never do. The ledger's writer lease, per collection and shard, also
+# covers runs that bypass the queue or carry no such tag (the CLI's in-process runs, other
+# instances, asset backfills launched from the asset graph).
 DAGSTER_YAML = f"""\
 telemetry:
   enabled: false

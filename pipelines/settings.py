@@ -20,6 +20,7 @@ SAMPLE_CORPUS = GOLDEN_SETS / "sample" / "corpus"
 
 
 PRODUCTION_PROFILES = ("production", "k8s")
+MAX_SHARDS = 256  # each shard keeps at least 256 of the 65,536 buckets, so shards stay even
 FROM_RESOURCE = object()  # the default is the configured resource's
 
 
@@ -142,6 +143,8 @@ class Settings:
             declaration, value = item.metadata["setting"], getattr(self, item.name)
             if declaration.choices and value not in declaration.choices:
                 raise SettingsError(f"{declaration.env}={value!r} must be one of {', '.join(declaration.choices)}")
+        if not 1 <= self.shards <= MAX_SHARDS:
+            raise SettingsError(f"RAGPIPE_SHARDS={self.shards} must be between 1 and {MAX_SHARDS}")
         if self.qdrant_url and self.azure_search_endpoint:
             raise SettingsError("RAGPIPE_QDRANT_URL and RAGPIPE_AZURE_SEARCH_ENDPOINT each choose the vector store; "
                                 "set one of them")

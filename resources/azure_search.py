@@ -3,7 +3,7 @@
 Each point is one search document. The fields the service filters, facets or ranks on are
 typed (``content`` searchable with a configurable analyzer; ``vector`` with an HNSW profile
 sized to the embedder; doc_id, source, section, content_type, language, date, index_version
-and the ``acl`` collection filterable and facetable); the rest of the payload travels as one
+and the ``acl`` collection filterable and facetable; the shard ``bucket`` an integer, filterable); the rest of the payload travels as one
 JSON string, so a point's payload reads back exactly as it was written.
 
 The service has no delete-by-query: deletes find their keys with a filter, paged by key order
@@ -25,12 +25,13 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from core.access import AccessFilter
+from core.shards import EVERY_BUCKET, ShardRange
 from core.types import Hit, Point
 from resources.secrets import secret_value
 
 # Fields of a point's payload the index types for filtering and faceting; the rest rides in PAYLOAD.
 FILTERABLE = ("doc_id", "source", "section", "content_type", "language", "date", "index_version")
-KEY, CONTENT, VECTOR, ACL, PAYLOAD = "id", "content", "vector", "acl", "payload"
+KEY, CONTENT, VECTOR, ACL, PAYLOAD, BUCKET = "id", "content", "vector", "acl", "payload", "bucket"
 PROFILE, ALGORITHM = "ragpipe-hnsw", "ragpipe-hnsw-config"
 DESCRIPTION = "ragpipe collection "  # + the collection's name: how indexes map back to collections
 MAX_PAGE = 1000  # documents per search page and per indexing request, the service's limits
@@ -224,29 +225,38 @@ class AzureAISearchStore(ConfigurableResource):
     def point_ids(self, name: str) -> set[str]:
         return {document[KEY] for document in self._scan(name, [KEY])}
 
-    def point_sources(self, name: str, sources: list[str] | None = None) -> Iterator[tuple[str, str]]:
-        """(source, doc_id) of every point, or of the points of ``sources`` only."""
+    def point_sources(self, name: str, sources: list[str] | None = None,
+                      shard: ShardRange = EVERY_BUCKET) -> Iterator[tuple[str, str]]:
+        """(source, doc_id) of every point, or of the points of ``sources`` only, in ``shard``'s buckets."""
         groups = [None] if sources is None else [sources[i:i + 100] for i in range(0, len(sources), 100)]
         for group in groups:
-            condition = None if group is None else any_of("source", group)
-            for document in self._scan(name, ["source", "doc_id"], condition):
+            clauses = [c for c in (None if group is None else any_of("source", group), shard_filter(shard)) if c]
+            for document in self._scan(name, ["source", "doc_id"], " and ".join(clauses) or None):
                 yield document["source"], document["doc_id"]
 
-    def count(self, name: str) -> int:
-        """The document count. After this process wrote, it waits for the count to settle (the
-        same on two reads a refresh apart, for at most ``settle_s``): a count read before the
-        refresh would make the index look out of step with the ledger. 0 when there is no index."""
+    def count(self, name: str, shard: ShardRange = EVERY_BUCKET) -> int:
+        """The document count (in ``shard``'s buckets). After this process wrote, it waits for the
+        count to settle (the same on two reads a refresh apart, for at most ``settle_s``): a count
+        read before the refresh would make the index look out of step with the ledger. 0 when
+        there is no index."""
         from azure.core.exceptions import ResourceNotFoundError
 
         client = self._documents(name)
+
+        def read() -> int:
+            if shard.whole:
+                return client.get_document_count()
+            return client.search(search_text="*", filter=shard_filter(shard), include_total_count=True,
+                                 top=0).get_count()
+
         try:
             if not self._last_write:
-                return client.get_document_count()
+                return read()
             time.sleep(max(0.0, self._last_write + self.refresh_s - time.monotonic()))
-            current, deadline = client.get_document_count(), time.monotonic() + self.settle_s
+            current, deadline = read(), time.monotonic() + self.settle_s
             while time.monotonic() < deadline:
                 time.sleep(self.refresh_s)
-                previous, current = current, client.get_document_count()
+                previous, current = current, read()
                 if current == previous:
                     break
             return current
@@ -305,6 +315,7 @@ def index_definition(collection: str, dimension: int, analyzer: str):
                     vector_search_dimensions=dimension, vector_search_profile_name=PROFILE),
         *(SimpleField(name=field, type=text, filterable=True, facetable=True) for field in FILTERABLE),
         SimpleField(name=ACL, type=SearchFieldDataType.Collection(text), filterable=True, facetable=True),
+        SimpleField(name=BUCKET, type=SearchFieldDataType.INT32, filterable=True),
         SimpleField(name=PAYLOAD, type=text),
     ]
     vector_search = VectorSearch(
@@ -320,7 +331,8 @@ def to_document(point: Point) -> dict[str, Any]:
     content = payload.pop("text", "")
     typed = {field: _text_or_none(payload.get(field)) for field in FILTERABLE}
     return {KEY: point.id, CONTENT: content, VECTOR: list(point.vector), **typed,
-            ACL: [str(group) for group in payload.get("acl") or []], PAYLOAD: json.dumps(payload, sort_keys=True)}
+            ACL: [str(group) for group in payload.get("acl") or []], BUCKET: payload.get(BUCKET),
+            PAYLOAD: json.dumps(payload, sort_keys=True)}
 
 
 def from_document(document: dict[str, Any]) -> dict[str, Any]:
@@ -362,6 +374,11 @@ def _delimiter(values: list[str]) -> str:
         if not any(candidate in value for value in values):
             return candidate
     raise ValueError("values hold every delimiter search.in can use")
+
+
+def shard_filter(shard: ShardRange) -> str | None:
+    """The OData filter for a shard's bucket range; None for the whole space."""
+    return None if shard.whole else f"{BUCKET} ge {shard.lo} and {BUCKET} lt {shard.hi}"
 
 
 def access_filter(access: AccessFilter | None) -> str | None:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
+from core.shards import EVERY_BUCKET, ShardRange, bucket_of
 from core.types import FailureRecord, LeaseHeld, LedgerRow, QuarantineEntry, WriterLease
 
 # ``released``: quarantined content an operator allowed in; the next run indexes it.
@@ -32,6 +33,9 @@ documents = sa.Table(
     _metadata,
     sa.Column("index_version", sa.String(64), primary_key=True),
     sa.Column("source", sa.String(2048), primary_key=True),
+    # core.shards.bucket_of(source): shards select their rows by range. Nullable only because
+    # ledgers created before it gain it by ALTER TABLE (see ``_migrate``), which fills it.
+    sa.Column("bucket", sa.Integer, nullable=True),
     sa.Column("doc_id", sa.String(64), nullable=True),
     sa.Column("version", sa.String(256), nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
@@ -94,7 +98,8 @@ embedding_cache = sa.Table(
     sa.Column("text_sha256", sa.String(64), primary_key=True),
     sa.Column("vector", sa.LargeBinary, nullable=False),
 )
-# Bumped when a run's index stage completes: a manifest from an older scan is stale.
+# Bumped when a run's index stage completes: a manifest from an older scan is stale. Keyed by
+# the version, or ``<version>#<shard key>`` for a shard's own count (see ``_scoped_key``).
 generations = sa.Table(
     "index_generations",
     _metadata,
@@ -102,7 +107,20 @@ generations = sa.Table(
     sa.Column("generation", sa.Integer, nullable=False),
 )
 
-# One writer per collection: the run holding a collection's lease, renewed while it runs.
+# Bucket ranges whose full reconcile completed an index stage, per version: an index is
+# complete (promotable) once its completed ranges cover every bucket.
+completions = sa.Table(
+    "shard_completions",
+    _metadata,
+    sa.Column("index_version", sa.String(64), primary_key=True),
+    sa.Column("lo", sa.Integer, primary_key=True),
+    sa.Column("hi", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("completed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# One writer per collection, or per collection and shard (``_scoped_key``): the run holding
+# the lease, renewed while it runs.
 writer_leases = sa.Table(
     "writer_leases",
     _metadata,
@@ -126,8 +144,13 @@ class Ledger(ConfigurableResource):
         if self._engine is None:
             if self.url.startswith("sqlite:///"):
                 Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            self._engine = sa.create_engine(self.url, future=True)
-            _metadata.create_all(self._engine)
+            engine = sa.create_engine(self.url, future=True)
+            with engine.begin() as connection:
+                if engine.dialect.name == "postgresql":  # concurrent first runs (shards) create it once
+                    connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+                _metadata.create_all(connection)
+                _migrate(connection)
+            self._engine = engine
         return self._engine
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
@@ -173,10 +196,12 @@ class Ledger(ConfigurableResource):
         return WriterLease(collection, row.holder, row.acquired_at)
 
     def acquire_lease(self, collection: str, holder: str, wait_s: float,
-                      holder_finished: Callable[[str], bool]) -> WriterLease:
-        """Hold ``collection``'s writer lease for run ``holder``, waiting up to ``wait_s`` for
-        the run that has it. A holder known to have finished (``holder_finished``) or whose
-        lease expired is replaced. Raises LeaseHeld when the wait runs out."""
+                      holder_finished: Callable[[str], bool], shard: ShardRange = EVERY_BUCKET) -> WriterLease:
+        """Hold ``collection``'s writer lease (for ``shard``'s buckets: shards of a collection
+        write at once) for run ``holder``, waiting up to ``wait_s`` for the run that has it. A
+        holder known to have finished (``holder_finished``) or whose lease expired is replaced.
+        Raises LeaseHeld when the wait runs out."""
+        collection = _scoped_key(collection, shard)
         started = time.monotonic()
         while True:
             lease = self._claim(collection, holder)
@@ -189,17 +214,17 @@ class Ledger(ConfigurableResource):
                 raise LeaseHeld(lease, round(waited, 1))
             time.sleep(min(1.0, wait_s - waited))
 
-    def release_lease(self, collection: str, holder: str) -> None:
+    def release_lease(self, collection: str, holder: str, shard: ShardRange = EVERY_BUCKET) -> None:
         with self.engine().begin() as connection:
             connection.execute(sa.delete(writer_leases).where(
-                writer_leases.c.collection == collection, writer_leases.c.holder == holder))
+                writer_leases.c.collection == _scoped_key(collection, shard), writer_leases.c.holder == holder))
 
     def rows(self, index_version: str) -> dict[str, LedgerRow]:
         return {row.source: row for row in self.iter_rows(index_version)}
 
-    def iter_rows(self, index_version: str) -> Iterator[LedgerRow]:
-        """Every row of a version, streamed from the database (bounded memory)."""
-        query = sa.select(documents).where(documents.c.index_version == index_version)
+    def iter_rows(self, index_version: str, shard: ShardRange = EVERY_BUCKET) -> Iterator[LedgerRow]:
+        """Every row of a version (in ``shard``'s buckets), streamed from the database (bounded memory)."""
+        query = sa.select(documents).where(documents.c.index_version == index_version, *_in_shard(shard))
         with self.engine().connect() as connection:
             for row in connection.execution_options(yield_per=ROWS_PER_FETCH).execute(query):
                 yield _ledger_row(row)
@@ -235,19 +260,39 @@ class Ledger(ConfigurableResource):
         with self.engine().connect() as connection:
             return connection.execute(query).scalar_one()
 
-    def generation(self, index_version: str) -> int:
-        """How many index stages have completed for this version."""
-        query = sa.select(generations.c.generation).where(generations.c.index_version == index_version)
+    def generation(self, index_version: str, shard: ShardRange = EVERY_BUCKET) -> int:
+        """How many index stages have completed for this version over buckets that ``shard``
+        shares (whatever the shard count they ran with): it grows with each of them."""
+        key = generations.c.index_version
+        query = sa.select(key, generations.c.generation).where(
+            (key == index_version) | key.startswith(f"{index_version}#", autoescape=True))
         with self.engine().connect() as connection:
-            return connection.execute(query).scalar_one_or_none() or 0
+            counts = connection.execute(query).all()
+        return sum(count for scoped, count in counts if _key_shard(scoped).overlaps(shard))
 
-    def advance_generation(self, index_version: str) -> int:
-        statement = self._insert(generations).values(index_version=index_version, generation=1)
+    def advance_generation(self, index_version: str, shard: ShardRange = EVERY_BUCKET) -> int:
+        statement = self._insert(generations).values(index_version=_scoped_key(index_version, shard), generation=1)
         statement = statement.on_conflict_do_update(
             index_elements=["index_version"], set_={"generation": generations.c.generation + 1})
         with self.engine().begin() as connection:
             connection.execute(statement)
-        return self.generation(index_version)
+        return self.generation(index_version, shard)
+
+    def mark_complete(self, index_version: str, shard: ShardRange, run_id: str) -> None:
+        """Record that a full reconcile of ``shard``'s buckets completed its index stage."""
+        statement = self._insert(completions).values(index_version=index_version, lo=shard.lo, hi=shard.hi,
+                                                     run_id=run_id, completed_at=datetime.now(UTC))
+        statement = statement.on_conflict_do_update(
+            index_elements=["index_version", "lo", "hi"],
+            set_={"run_id": statement.excluded.run_id, "completed_at": statement.excluded.completed_at})
+        with self.engine().begin() as connection:
+            connection.execute(statement)
+
+    def completed(self, index_version: str) -> list[ShardRange]:
+        """The bucket ranges whose full reconcile completed for this version."""
+        query = sa.select(completions.c.lo, completions.c.hi).where(completions.c.index_version == index_version)
+        with self.engine().connect() as connection:
+            return [ShardRange(lo, hi) for lo, hi in connection.execute(query)]
 
     def cached_vectors(self, collection: str, text_hashes: list[str]) -> dict[str, list[float]]:
         """Vectors computed earlier for these chunk texts in this collection."""
@@ -319,6 +364,7 @@ class Ledger(ConfigurableResource):
             {
                 "index_version": index_version,
                 "source": row.source,
+                "bucket": bucket_of(row.source),
                 "doc_id": row.doc_id,
                 "version": row.version,
                 "status": row.status,
@@ -355,10 +401,10 @@ class Ledger(ConfigurableResource):
                     set_={name: detail_insert.excluded[name] for name in ("doc_id", "scanner", "rule_ids", "score")},
                 ), details)
 
-    def indexed_point_count(self, index_version: str) -> int:
-        """The points the ledger says the version's collection holds."""
+    def indexed_point_count(self, index_version: str, shard: ShardRange = EVERY_BUCKET) -> int:
+        """The points the ledger says the version's collection holds (in ``shard``'s buckets)."""
         query = sa.select(sa.func.coalesce(sa.func.sum(documents.c.chunk_count), 0)).where(
-            documents.c.index_version == index_version, documents.c.indexed_doc_id.is_not(None))
+            documents.c.index_version == index_version, documents.c.indexed_doc_id.is_not(None), *_in_shard(shard))
         with self.engine().connect() as connection:
             return int(connection.execute(query).scalar_one())
 
@@ -477,6 +523,39 @@ class Ledger(ConfigurableResource):
     def released_doc_ids(self) -> frozenset[str]:
         with self.engine().connect() as connection:
             return frozenset(connection.execute(sa.select(releases.c.doc_id)).scalars())
+
+
+_SCHEMA_LOCK = 0x72616770  # "ragp": the advisory lock that serialises schema creation on Postgres
+
+
+def _migrate(connection) -> None:
+    """Bring a ledger created by an earlier release up to this schema: ``documents`` gains
+    ``bucket``, filled from each row's source (idempotent, so an interrupted fill resumes)."""
+    if "bucket" not in {column["name"] for column in sa.inspect(connection).get_columns("documents")}:
+        connection.execute(sa.text("ALTER TABLE documents ADD COLUMN bucket INTEGER"))
+    connection.execute(sa.text(
+        "CREATE INDEX IF NOT EXISTS ix_documents_version_bucket ON documents (index_version, bucket)"))
+    while sources := connection.execute(sa.select(documents.c.source).where(documents.c.bucket.is_(None))
+                                         .distinct().limit(KEYS_PER_QUERY)).scalars().all():
+        connection.execute(
+            sa.update(documents).where(documents.c.source == sa.bindparam("source_key"))
+            .values(bucket=sa.bindparam("bucket_value")),
+            [{"source_key": source, "bucket_value": bucket_of(source)} for source in sources])
+
+
+def _in_shard(shard: ShardRange) -> list:
+    """The WHERE clauses that keep a shard's rows (none for the whole bucket space)."""
+    return [] if shard.whole else [documents.c.bucket >= shard.lo, documents.c.bucket < shard.hi]
+
+
+def _scoped_key(key: str, shard: ShardRange) -> str:
+    """A collection's or version's key for one shard; the key itself for the whole space."""
+    return key if shard.whole else f"{key}#{shard.key}"
+
+
+def _key_shard(scoped: str) -> ShardRange:
+    _, separator, shard = scoped.partition("#")
+    return ShardRange.from_key(shard) if separator else EVERY_BUCKET
 
 
 def _key_batches(keys: list[str]) -> Iterator[list[str]]:

@@ -10,6 +10,7 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
 from core.access import AccessFilter
+from core.shards import EVERY_BUCKET, ShardRange
 from core.types import Hit, Point
 from resources.secrets import secret_value
 
@@ -27,9 +28,12 @@ class VectorStore(Protocol):
 
     def point_ids(self, name: str) -> set[str]: ...
 
-    def point_sources(self, name: str, sources: list[str] | None = None) -> Iterator[tuple[str, str]]: ...
+    def point_sources(self, name: str, sources: list[str] | None = None,
+                      shard: ShardRange = EVERY_BUCKET) -> Iterator[tuple[str, str]]:
+        """(source, doc_id) of every point (of ``sources``, in ``shard``'s buckets)."""
 
-    def count(self, name: str) -> int: ...
+    def count(self, name: str, shard: ShardRange = EVERY_BUCKET) -> int:
+        """The points (in ``shard``'s buckets, by their payload's ``bucket``)."""
 
     def collections(self) -> dict[str, int]: ...
 
@@ -103,6 +107,7 @@ class QdrantVectorStore(ConfigurableResource):
         if self.url:  # payload indexes speed up filtered deletes and ACL trimming on a server; local mode ignores them
             for field in ("doc_id", "source", "acl"):
                 client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
+            client.create_payload_index(name, "bucket", models.PayloadSchemaType.INTEGER)
 
     def upsert(self, name: str, points: list[Point]) -> None:
         from qdrant_client import models
@@ -153,21 +158,24 @@ class QdrantVectorStore(ConfigurableResource):
             return set()
         return {str(record.id) for record in self._scroll(name)}
 
-    def point_sources(self, name: str, sources: list[str] | None = None) -> Iterator[tuple[str, str]]:
-        """(source, doc_id) of every point, or of the points of ``sources`` only, streamed with
-        only those payload fields."""
+    def point_sources(self, name: str, sources: list[str] | None = None,
+                      shard: ShardRange = EVERY_BUCKET) -> Iterator[tuple[str, str]]:
+        """(source, doc_id) of every point, or of the points of ``sources`` only, in ``shard``'s
+        buckets, streamed with only those payload fields."""
         from qdrant_client import models
 
         if not self.collection_exists(name):
             return
-        only = (models.Filter(must=[models.FieldCondition(key="source", match=models.MatchAny(any=sources))])
-                if sources is not None else None)
+        must = [models.FieldCondition(key="source", match=models.MatchAny(any=sources))] if sources is not None else []
+        only = _shard_filter(shard, must)
         for record in self._scroll(name, with_payload=["source", "doc_id"], scroll_filter=only):
             payload = record.payload or {}
             yield payload.get("source", ""), payload.get("doc_id", "")
 
-    def count(self, name: str) -> int:
-        return self.client().count(name, exact=True).count if self.collection_exists(name) else 0
+    def count(self, name: str, shard: ShardRange = EVERY_BUCKET) -> int:
+        if not self.collection_exists(name):
+            return 0
+        return self.client().count(name, count_filter=_shard_filter(shard), exact=True).count
 
     def collections(self) -> dict[str, int]:
         names: Iterable[str] = (c.name for c in self.client().get_collections().collections)
@@ -205,6 +213,16 @@ class QdrantVectorStore(ConfigurableResource):
 
     def delete_collection(self, name: str) -> None:
         self.client().delete_collection(name)
+
+
+def _shard_filter(shard: ShardRange, must: list | None = None):
+    """``must`` plus, for a shard, its bucket range; None when nothing is to be filtered."""
+    from qdrant_client import models
+
+    must = list(must or [])
+    if not shard.whole:
+        must.append(models.FieldCondition(key="bucket", range=models.Range(gte=shard.lo, lt=shard.hi)))
+    return models.Filter(must=must) if must else None
 
 
 def _access_filter(access: AccessFilter | None):

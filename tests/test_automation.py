@@ -53,7 +53,7 @@ def test_the_folder_watcher_requests_a_full_run_first_then_targeted_runs(setting
     job = definitions.resolve_job_def(INGEST_JOB)
     source = LocalFolderSource(root=str(corpus))
 
-    first, cursor = _tick(sensor, source)
+    [first], cursor = _tick(sensor, source)  # a list: one request per shard, and here one shard
     assert isinstance(first, RunRequest) and not first.run_config  # a full reconcile
     run_ingest(settings)
     unchanged, _ = _tick(sensor, source, cursor)
@@ -61,7 +61,7 @@ def test_the_folder_watcher_requests_a_full_run_first_then_targeted_runs(setting
 
     (corpus / "notes-3.txt").write_text(prose(900, 4), encoding="utf-8")
     (corpus / "procedure-5.md").unlink()
-    targeted, next_cursor = _tick(sensor, source, cursor)
+    [targeted], next_cursor = _tick(sensor, source, cursor)
     config = targeted.run_config["ops"]["raw_documents"]["config"]
     assert config == {"upsert": [(corpus / "notes-3.txt").resolve().as_uri()],
                       "delete": [(corpus / "procedure-5.md").resolve().as_uri()]}
@@ -69,7 +69,7 @@ def test_the_folder_watcher_requests_a_full_run_first_then_targeted_runs(setting
     summary = run_ingest(settings, upsert=config["upsert"], delete=config["delete"])
     assert (summary["documents"]["changed"], summary["documents"]["deleted"]) == (1, 1)
     assert_index_matches_ledger(index_state)
-    assert targeted.run_key == _tick(sensor, source, cursor)[0].run_key  # same changes, same key
+    assert targeted.run_key == _tick(sensor, source, cursor)[0][0].run_key  # same changes, same key
     assert isinstance(_tick(sensor, source, next_cursor)[0], SkipReason)
 
 

@@ -27,7 +27,7 @@ from pipelines.blob_events import (
     parse_message,
     within,
 )
-from pipelines.blob_sensor import RUN_KEY_TAG, build_blob_event_sensor
+from pipelines.blob_sensor import BATCH_TAG, build_blob_event_sensor
 from resources.event_queue import AzureStorageQueue
 from tests.blob_event_messages import BASE_TIME, CREATED, DELETED, RENAMED, TIER_CHANGED, blob_event, body
 
@@ -238,13 +238,13 @@ def test_a_batch_is_one_targeted_run_request_and_its_messages_go_on_the_next_tic
         "upsert": [uri("a.md"), uri("b.md"), uri("c.md")], "delete": [uri("d.md")]}
     assert {key: value for key, value in request.tags.items() if key.startswith("ragpipe/")} == {
         "ragpipe/messages": "9", "ragpipe/poisoned": "1", "ragpipe/unrelated": "2", "ragpipe/events": "5",
-        "ragpipe/upserts": "3", "ragpipe/deletes": "1"}
+        "ragpipe/upserts": "3", "ragpipe/deletes": "1", BATCH_TAG: request.run_key}
     [garbage] = poisoned(azurite, queue)
     assert garbage["body"] == "<not an event>" and garbage["dequeue_count"] == 1
     assert garbage["reason"].startswith("unparseable: body is neither JSON nor base64-encoded JSON")
     assert messages_in(azurite, queue.queue_name) == 6, "the batch's messages stay until the request is recorded"
     run = instance.create_run_for_job(ingest_job, run_config=request.run_config,
-                                      tags={**request.tags, RUN_KEY_TAG: request.run_key})
+                                      tags=request.tags)
     assert run.run_config["ops"]["raw_documents"]["config"]["delete"] == [uri("d.md")]
 
     second = tick(sensor, queue, instance, first.cursor)
@@ -294,7 +294,7 @@ def test_a_replayed_batch_launches_nothing_once_its_run_exists(azurite, new_queu
     send(azurite, queue, *(body(e) for e in events))
     first = tick(sensor, queue, instance)
     [request] = first.run_requests
-    instance.create_run_for_job(ingest_job, run_config=request.run_config, tags={RUN_KEY_TAG: request.run_key})
+    instance.create_run_for_job(ingest_job, run_config=request.run_config, tags=request.tags)
     tick(sensor, queue, instance, first.cursor)
     assert messages_in(azurite, queue.queue_name) == 0
 

@@ -12,7 +12,7 @@ from resources.settings import IngestionSettings
 from tests.corpus import prose
 
 PAYLOAD_FIELDS = {
-    "doc_id", "source", "title", "section", "chunk_id", "chunk_total", "content_type", "language",
+    "doc_id", "source", "bucket", "title", "section", "chunk_id", "chunk_total", "content_type", "language",
     "date", "author", "page", "acl", "pii_entities", "token_count", "index_version", "text",
 }
 

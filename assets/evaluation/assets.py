@@ -5,9 +5,11 @@ from pathlib import Path
 from typing import Optional
 
 from dagster import (
+    Any,
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetIn,
     Failure,
     MetadataValue,
     Output,
@@ -16,6 +18,7 @@ from dagster import (
 )
 
 from assets.evaluation import gate
+from assets.evaluation.candidate import IncompleteCandidate, candidate_of, check_complete
 from assets.evaluation.golden import GoldenSetError, load_golden_set
 from assets.evaluation.retrieval import Retriever
 from assets.evaluation.scoring import Evaluation, evaluate_candidate, worst_questions
@@ -23,6 +26,7 @@ from assets.placement import HEAVY_CPU_STEP
 from core.types import Manifest
 from resources.embedders import Embedder
 from resources.evaluation_store import EvaluationStore
+from resources.ledger import Ledger
 from resources.llm import ChatModel
 from resources.settings import EvaluationSettings, IngestionSettings
 from resources.vector_stores import VectorStore
@@ -101,16 +105,21 @@ def _metadata(summary: dict, evaluation: Evaluation) -> dict:
         "the store's own, else dense + BM25 with reciprocal rank fusion): hit@k, MRR, nDCG and RAGAS non-LLM context "
         "recall/precision always; RAGAS faithfulness, answer relevancy and LLM context precision/"
         "recall when a generator and a judge are configured. Questions that carry groups are asked as "
-        "a caller in those groups. Its blocking checks are the promotion gate."
+        "a caller in those groups. Its blocking checks are the promotion gate. With shards, it "
+        "scores the index every shard wrote, and fails unless every shard's full reconcile "
+        "completed for that index version."
     ),
+    # With shards, a shard never run yet is reported by the completeness check, by its buckets.
+    ins={"vector_index": AssetIn(metadata={"allow_missing_partitions": True}, dagster_type=Any)},
     check_specs=[AssetCheckSpec(name, asset="rag_evaluation", blocking=True,
                                 description=text + (SCORED_SHARE_NOTE if name != "no_acl_leak" else ""))
                  for name, text in CHECK_DESCRIPTIONS.items()],
 )
 def rag_evaluation(
     context: AssetExecutionContext,
-    vector_index: Manifest,
+    vector_index: Manifest | dict[str, Manifest],
     vector_store: ResourceParam[VectorStore],
+    ledger: Ledger,
     embedder: ResourceParam[Embedder],
     generator: ResourceParam[Optional[ChatModel]],
     judge: ResourceParam[Optional[ChatModel]],
@@ -121,9 +130,11 @@ def rag_evaluation(
     settings = evaluation_settings
     try:
         golden = load_golden_set(Path(settings.golden_set_dir))
-    except GoldenSetError as error:
+        candidate = candidate_of(vector_index)
+        check_complete(candidate, ledger.completed(candidate["index_version"]))
+    except (GoldenSetError, IncompleteCandidate) as error:
         raise Failure(description=str(error)) from None
-    collection, alias = vector_index.extra["collection"], ingestion_settings.alias
+    collection, alias = candidate["collection"], ingestion_settings.alias
     retriever = Retriever(vector_store, embedder, collection, settings.retriever, unlabelled=settings.unlabelled_access)
     evaluation = evaluate_candidate(golden, retriever, settings.top_k, embedder, generator, judge)
     # The baseline is the promoted version on the same questions, whatever its retriever or k:
@@ -135,7 +146,7 @@ def rag_evaluation(
                           gate.Scoring(evaluation.coverage, evaluation.errors), gate.AccessAudit.of(evaluation.results))
     setup = {**same_questions, "retriever": settings.retriever, "top_k": settings.top_k,
              "unlabelled_access": settings.unlabelled_access}
-    summary = _summary(context.run_id, golden, vector_index.extra, alias, promoted, setup, evaluation, verdicts,
+    summary = _summary(context.run_id, golden, candidate, alias, promoted, setup, evaluation, verdicts,
                        {role: model.identity() for role, model in (("generator", generator), ("judge", judge)) if model})
     results_path = evaluation_store.save_run(context.run_id, summary, [r.to_dict() for r in evaluation.results])
     metadata = _metadata(summary, evaluation)

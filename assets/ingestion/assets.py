@@ -25,6 +25,7 @@ from assets.ingestion import stages
 from assets.ingestion.changes import CHANGE_CLASSES, PROCESSED_CLASSES
 from assets.placement import GPU_STEP, HEAVY_CPU_STEP, LIGHT_CPU_STEP
 from assets.screening.assets import build_screener
+from core.shards import EVERY_BUCKET, ShardRange
 from core.types import LeaseHeld, LedgerRow, Manifest
 from resources.azure_ai import InjectionShield, PiiDetector
 from resources.embedders import Embedder
@@ -92,15 +93,24 @@ def _finish(context: AssetExecutionContext, manifest: Manifest, report: stages.S
     return Output(manifest, metadata=metadata)
 
 
+def shard_of_run(context: AssetExecutionContext) -> ShardRange:
+    """The buckets this run ingests: its partition's (a run over consecutive partitions spans
+    them), or every bucket when the assets are not partitioned (RAGPIPE_SHARDS=1)."""
+    if not (context.has_partition_key or context.has_partition_key_range):
+        return EVERY_BUCKET
+    keys = context.partition_key_range
+    return ShardRange.spanning(ShardRange.from_key(keys.start), ShardRange.from_key(keys.end))
+
+
 def _hold_writer_lease(context: AssetExecutionContext, ledger: Ledger, collection: str, wait_s: float) -> None:
-    """One writer per collection: wait for the run writing it, or fail naming that run."""
+    """One writer per collection and shard: wait for the run writing it, or fail naming that run."""
 
     def finished(run_id: str) -> bool:
         run = context.instance.get_run_by_id(run_id)
         return run is not None and run.is_finished
 
     try:
-        ledger.acquire_lease(collection, context.run_id, wait_s, finished)
+        ledger.acquire_lease(collection, context.run_id, wait_s, finished, shard_of_run(context))
     except LeaseHeld as error:
         raise Failure(description=str(error)) from None
 
@@ -110,7 +120,8 @@ def _hold_writer_lease(context: AssetExecutionContext, ledger: Ledger, collectio
     kinds={"python", "source"},
     op_tags=LIGHT_CPU_STEP,
     description=(
-        "Takes the collection's writer lease (one writer per collection) and repairs drift: "
+        "Takes the collection's writer lease (one writer per collection, or per shard of it: a "
+        "partition is a contiguous range of source-URI hash buckets) and repairs drift in its buckets: "
         "removes the points no ledger row accounts for (orphans of a killed run) and forgets "
         "documents whose points are incomplete (a targeted run compares only its named sources, "
         "unless the collection's point count differs from the ledger's). Then lists the document source (or, in a targeted "
@@ -144,20 +155,20 @@ def raw_documents(
     version = stages.current_index_version(embedder, ingestion_settings, pii_config.fingerprint())
     collection = stages.collection_name(ingestion_settings.alias, version)
     _hold_writer_lease(context, ledger, collection, ingestion_settings.writer_wait_s)
-    run_id = stages.logical_run_id(context)
+    run_id, shard = stages.logical_run_id(context), shard_of_run(context)
     named = sorted({*config.upsert, *config.delete}) if config.targeted else None
-    repair = stages.repair_index(vector_store, ledger, collection, version, run_id, named)
+    repair = stages.repair_index(vector_store, ledger, collection, version, run_id, named, shard)
     staging.prune(context.run_id)
     writer = staging.writer("raw_documents", context.run_id)
     # A namespace is a golden set's: it is built from the golden set's own corpus.
     corpus = golden_corpus if ingestion_settings.namespace else source
-    scan = _scan(config, corpus, ledger, version, ingestion_settings, writer)
+    scan = _scan(config, corpus, ledger, version, ingestion_settings, writer, shard)
     ledger.update_versions(version, scan.remarked)
     for part in scan.unlisted:
         context.log.warning(f"could not list {part.prefix} ({part.reason}): its indexed documents are kept")
     writer.manifest.extra.update(
-        index_version=version, collection=collection, deleted=scan.deleted, generation=ledger.generation(version),
-        attempted=sum(scan.report.counts[c] for c in PROCESSED_CLASSES),
+        index_version=version, collection=collection, deleted=scan.deleted, targeted=config.targeted,
+        generation=ledger.generation(version, shard), attempted=sum(scan.report.counts[c] for c in PROCESSED_CLASSES),
     )
     for change in (*CHANGE_CLASSES, "source_bytes_read"):
         scan.report.counts.setdefault(change, 0)
@@ -165,7 +176,7 @@ def raw_documents(
                               repaired_incomplete_documents=len(repair.incomplete))
     output = _finish(context, writer.manifest, scan.report, started, ledger, version, scan.rejections)
     output.metadata.update(index_version=version, collection=collection, repair_scope=repair.scope,
-                           mode="targeted" if config.targeted else "full reconcile")
+                           mode="targeted" if config.targeted else "full reconcile", shard=shard.key)
     if scan.unlisted:
         output.metadata["unlisted"] = MetadataValue.json(
             [{"part": part.prefix, "reason": part.reason} for part in scan.unlisted])
@@ -173,14 +184,14 @@ def raw_documents(
 
 
 def _scan(config: IngestTargets, source: DocumentSource, ledger: Ledger, version: str,
-          settings: IngestionSettings, writer) -> stages.Scan:
+          settings: IngestionSettings, writer, shard: ShardRange) -> stages.Scan:
     now = datetime.now(UTC)
     if not config.targeted:
         return stages.scan_source(source, ledger, version, settings.max_document_bytes, writer,
-                                  settings.allow_empty_source, now)
+                                  settings.allow_empty_source, now, shard)
     try:
         return stages.scan_targets(source, ledger, version, settings.max_document_bytes, writer, now,
-                                   config.upsert, config.delete)
+                                   config.upsert, config.delete, shard)
     except ValueError as error:
         raise Failure(description=f"targeted run: {error}") from None
 
@@ -188,7 +199,7 @@ def _scan(config: IngestTargets, source: DocumentSource, ledger: Ledger, version
 def _stale(context: AssetExecutionContext, manifest: Manifest, ledger: Ledger) -> bool:
     """True when ``manifest`` comes from a scan older than the last completed index stage:
     applying it would undo newer work, so the stage does nothing and says so."""
-    current = ledger.generation(manifest.extra["index_version"])
+    current = ledger.generation(manifest.extra["index_version"], shard_of_run(context))
     if manifest.extra.get("generation") == current:
         return False
     context.log.warning(
@@ -334,6 +345,7 @@ def vector_index(context: AssetExecutionContext, embeddings: Manifest, staging: 
     started = time.monotonic()
     extra = embeddings.extra
     version, collection, run_id = extra["index_version"], extra["collection"], stages.logical_run_id(context)
+    shard = shard_of_run(context)
     _hold_writer_lease(context, ledger, collection, ingestion_settings.writer_wait_s)
     stale = _stale(context, embeddings, ledger)
     report = stages.StageReport()
@@ -342,15 +354,17 @@ def vector_index(context: AssetExecutionContext, embeddings: Manifest, staging: 
             staging.read(embeddings), vector_store, ledger, collection, version,
             embedder.identity()["dimension"], extra["deleted"], run_id,
         )
-        ledger.advance_generation(version)
+        ledger.advance_generation(version, shard)
         ledger.clear_vector_cache(collection)
     run_counts: Counter = ledger.run_counts(version, run_id)
-    points, expected = vector_store.count(collection), ledger.indexed_point_count(version)
+    points, expected = vector_store.count(collection, shard), ledger.indexed_point_count(version, shard)
+    if not stale and not extra["targeted"] and points == expected:  # what promotion waits for
+        ledger.mark_complete(version, shard, run_id)
     result = Manifest(stage="vector_index", run_id=context.run_id, count=report.counts["upserted"],
                       extra={"index_version": version, "collection": collection})
     output = _finish(context, result, report, started)
     output.metadata.update(
-        index_version=version, collection=collection, points=points, stale_manifest_skipped=stale,
+        index_version=version, collection=collection, points=points, stale_manifest_skipped=stale, shard=shard.key,
         quarantined=run_counts["quarantined"], failed=run_counts["failed"],
     )
     yield output
@@ -369,10 +383,11 @@ def vector_index(context: AssetExecutionContext, embeddings: Manifest, staging: 
         passed=points == expected,
         severity=AssetCheckSeverity.ERROR,
         metadata={"points": points, "ledger_points": expected},
-        description=f"the collection holds {points} points, the ledger accounts for {expected}",
+        description=(f"the collection holds {points} points, the ledger accounts for {expected}"
+                     + ("" if shard.whole else f" (shard {shard.key})")),
     )
     vector_store.close()  # Qdrant local mode's file lock goes with the lease
-    ledger.release_lease(collection, context.run_id)
+    ledger.release_lease(collection, context.run_id, shard)
 
 
 INGESTION_ASSETS = [raw_documents, clean_documents, screened_documents, chunks, embeddings, vector_index]

@@ -7,6 +7,7 @@ from itertools import groupby
 from typing import Any
 
 from assets.ingestion.documents import point_id
+from core.shards import bucket_of
 from core.tables import split_table
 from core.types import ParsedDocument
 
@@ -61,6 +62,7 @@ def chunk_document(
             "point_id": point_id(source, doc_id, index),
             "doc_id": doc_id,
             "source": source,
+            "bucket": bucket_of(source),
             "title": document.title,
             "section": section,
             "chunk_id": index,

@@ -43,6 +43,7 @@ from assets.screening.hidden_text import hidden_text
 from assets.screening.pii import redact_pii, redacted_preview
 from assets.screening.poisoning import SCREENING_VERSION
 from assets.screening.screen import Screener, ScreeningQuarantine
+from core.shards import BUCKETS, EVERY_BUCKET, ShardRange
 from core.types import (
     DocumentRejected,
     LedgerRow,
@@ -72,6 +73,7 @@ def current_index_version(embedder, settings, pii_policy: dict) -> str:
             "poisoning_threshold": settings.poisoning_threshold,
             "pii_policy": pii_policy,
             "near_duplicates": settings.near_duplicates,
+            "shard_buckets": BUCKETS,  # every payload carries its source's bucket
         }
     )
 
@@ -137,19 +139,22 @@ class Scan:
 
 
 def repair_index(vector_store, ledger, collection: str, version: str, run_id: str,
-                 sources: list[str] | None = None) -> RepairPlan:
+                 sources: list[str] | None = None, shard: ShardRange = EVERY_BUCKET) -> RepairPlan:
     """Make the index and the ledger agree before scanning: remove the points no ledger row
     accounts for, and forget documents whose points are incomplete so they are indexed again.
+    In a shard, only its buckets' points and rows are compared (other shards repair their own).
 
-    With ``sources`` (a targeted run), only their points are compared, unless the collection's
-    point count differs from the ledger's: then drift lies elsewhere too and the whole index is
-    repaired. The scheduled full reconcile always compares the whole index."""
-    scoped = sources is not None and vector_store.count(collection) == ledger.indexed_point_count(version)
+    With ``sources`` (a targeted run), only their points are compared, unless the shard's
+    point count differs from the ledger's: then drift lies elsewhere too and the whole shard is
+    repaired. The scheduled full reconcile always compares the whole shard."""
+    scoped = (sources is not None
+              and vector_store.count(collection, shard) == ledger.indexed_point_count(version, shard))
     if scoped:
         census, rows = vector_store.point_sources(collection, sources), ledger.rows_for(version, sources).values()
     else:
-        census, rows = vector_store.point_sources(collection), ledger.iter_rows(version)
-    plan = replace(plan_repair(index_census(census), rows), scope="named sources" if scoped else "whole index")
+        census, rows = vector_store.point_sources(collection, shard=shard), ledger.iter_rows(version, shard)
+    whole = "whole index" if shard.whole else f"shard {shard.key}"
+    plan = replace(plan_repair(index_census(census), rows), scope="named sources" if scoped else whole)
     for source, keep in plan.keep.items():
         vector_store.delete_source(collection, source, keep_doc_id=keep)
     ledger.record(version, [replace(row, run_id=run_id) for row in plan.incomplete])
@@ -221,14 +226,23 @@ class _Scanner:
 
 
 def scan_source(source, ledger, version: str, max_bytes: int, writer: BatchWriter, allow_empty_source: bool,
-                now: datetime) -> Scan:
-    """A full reconcile: classify every listed document, and find the ledger's sources that
-    are no longer listed. Ledger rows are looked up batch by batch as the listing streams."""
+                now: datetime, shard: ShardRange = EVERY_BUCKET) -> Scan:
+    """A full reconcile: classify every listed document (of ``shard``: the others' names are
+    listed but never looked up, read or hashed), and find the ledger's sources (of ``shard``)
+    that are no longer listed. Ledger rows are looked up batch by batch as the listing streams."""
     scanner = _Scanner(source, ledger, version, max_bytes, writer, now)
-    listed = scanner.items(source.list_items())
+    seen = Counter()
+
+    def in_shard(items):
+        for item in items:
+            seen["listed"] += not isinstance(item, UnlistedPart)
+            if isinstance(item, UnlistedPart) or shard.holds(item.uri):
+                yield item
+
+    listed = scanner.items(in_shard(source.list_items()))
     scan = scanner.scan
-    scan.deleted, scan.unknown = deleted_sources(listed, ledger.iter_rows(version), scan.unlisted)
-    if not listed and scan.deleted and not allow_empty_source:
+    scan.deleted, scan.unknown = deleted_sources(listed, ledger.iter_rows(version, shard), scan.unlisted)
+    if not seen["listed"] and scan.deleted and not allow_empty_source:
         raise RuntimeError(
             f"the source lists no documents but the ledger holds {len(scan.deleted)}; refusing to delete "
             "them all (an unmounted or misconfigured source?). Set RAGPIPE_ALLOW_EMPTY_SOURCE=1 "
@@ -239,11 +253,14 @@ def scan_source(source, ledger, version: str, max_bytes: int, writer: BatchWrite
 
 
 def scan_targets(source, ledger, version: str, max_bytes: int, writer: BatchWriter, now: datetime,
-                 upsert: list[str], delete: list[str]) -> Scan:
+                 upsert: list[str], delete: list[str], shard: ShardRange = EVERY_BUCKET) -> Scan:
     """A targeted run: look up only the named sources, never list the source. A named source
     that exists is classified like a listed one (a delete request for a source that exists
     again is outdated); one that does not exist is deleted only if it was named in ``delete``
-    and the ledger holds it. Raises ValueError for a URI that is not the source's."""
+    and the ledger holds it. Raises ValueError for a URI that is not the source's, or not ``shard``'s."""
+    outside = sorted(uri for uri in {*upsert, *delete} if not shard.holds(uri))
+    if outside:
+        raise ValueError(f"{len(outside)} named source(s) are not in shard {shard.key}, e.g. {outside[0]}")
     scanner = _Scanner(source, ledger, version, max_bytes, writer, now)
     found, absent = [], []
     for uri in sorted(set(upsert) | set(delete)):
