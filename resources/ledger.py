@@ -482,16 +482,16 @@ class Ledger(ConfigurableResource):
         with self.engine().connect() as connection:
             return {doc_id: (source, count) for doc_id, source, count in connection.execute(query)}
 
-    def quarantined(self, index_version: str) -> list[QuarantineEntry]:
-        """Documents quarantined now, with what decided it (``ingestion`` for parse-time
-        rejections such as empty or oversized files)."""
+    def quarantined(self, index_version: str, shard: ShardRange = EVERY_BUCKET) -> list[QuarantineEntry]:
+        """Documents quarantined now (in ``shard``'s buckets), with what decided it (``ingestion``
+        for parse-time rejections such as empty or oversized files)."""
         d, q = documents, quarantine_details
         query = (
             sa.select(d.c.source, d.c.doc_id, d.c.version, d.c.reason, d.c.updated_at, d.c.run_id,
                       q.c.scanner, q.c.rule_ids, q.c.score)
             .select_from(d.outerjoin(q, sa.and_(q.c.index_version == d.c.index_version, q.c.source == d.c.source,
                                                 q.c.doc_id == d.c.doc_id)))
-            .where(d.c.index_version == index_version, d.c.status == "quarantined")
+            .where(d.c.index_version == index_version, d.c.status == "quarantined", *_in_shard(shard))
             .order_by(d.c.updated_at.desc(), d.c.source)
         )
         with self.engine().connect() as connection:

@@ -25,7 +25,7 @@ from assets.ingestion import stages
 from assets.ingestion.changes import CHANGE_CLASSES, PROCESSED_CLASSES
 from assets.placement import GPU_STEP, HEAVY_CPU_STEP, LIGHT_CPU_STEP
 from assets.screening.assets import build_screener
-from core.shards import EVERY_BUCKET, ShardRange
+from core.shards import ShardRange
 from core.types import LeaseHeld, LedgerRow, Manifest
 from resources.azure_ai import InjectionShield, PiiDetector
 from resources.embedders import Embedder
@@ -93,15 +93,6 @@ def _finish(context: AssetExecutionContext, manifest: Manifest, report: stages.S
     return Output(manifest, metadata=metadata)
 
 
-def shard_of_run(context: AssetExecutionContext) -> ShardRange:
-    """The buckets this run ingests: its partition's (a run over consecutive partitions spans
-    them), or every bucket when the assets are not partitioned (RAGPIPE_SHARDS=1)."""
-    if not (context.has_partition_key or context.has_partition_key_range):
-        return EVERY_BUCKET
-    keys = context.partition_key_range
-    return ShardRange.spanning(ShardRange.from_key(keys.start), ShardRange.from_key(keys.end))
-
-
 def _hold_writer_lease(context: AssetExecutionContext, ledger: Ledger, collection: str, wait_s: float) -> None:
     """One writer per collection and shard: wait for the run writing it, or fail naming that run."""
 
@@ -110,7 +101,7 @@ def _hold_writer_lease(context: AssetExecutionContext, ledger: Ledger, collectio
         return run is not None and run.is_finished
 
     try:
-        ledger.acquire_lease(collection, context.run_id, wait_s, finished, shard_of_run(context))
+        ledger.acquire_lease(collection, context.run_id, wait_s, finished, stages.shard_of_run(context))
     except LeaseHeld as error:
         raise Failure(description=str(error)) from None
 
@@ -155,7 +146,7 @@ def raw_documents(
     version = stages.current_index_version(embedder, ingestion_settings, pii_config.fingerprint())
     collection = stages.collection_name(ingestion_settings.alias, version)
     _hold_writer_lease(context, ledger, collection, ingestion_settings.writer_wait_s)
-    run_id, shard = stages.logical_run_id(context), shard_of_run(context)
+    run_id, shard = stages.logical_run_id(context), stages.shard_of_run(context)
     named = sorted({*config.upsert, *config.delete}) if config.targeted else None
     repair = stages.repair_index(vector_store, ledger, collection, version, run_id, named, shard)
     staging.prune(context.run_id)
@@ -199,7 +190,7 @@ def _scan(config: IngestTargets, source: DocumentSource, ledger: Ledger, version
 def _stale(context: AssetExecutionContext, manifest: Manifest, ledger: Ledger) -> bool:
     """True when ``manifest`` comes from a scan older than the last completed index stage:
     applying it would undo newer work, so the stage does nothing and says so."""
-    current = ledger.generation(manifest.extra["index_version"], shard_of_run(context))
+    current = ledger.generation(manifest.extra["index_version"], stages.shard_of_run(context))
     if manifest.extra.get("generation") == current:
         return False
     context.log.warning(
@@ -345,7 +336,7 @@ def vector_index(context: AssetExecutionContext, embeddings: Manifest, staging: 
     started = time.monotonic()
     extra = embeddings.extra
     version, collection, run_id = extra["index_version"], extra["collection"], stages.logical_run_id(context)
-    shard = shard_of_run(context)
+    shard = stages.shard_of_run(context)
     _hold_writer_lease(context, ledger, collection, ingestion_settings.writer_wait_s)
     stale = _stale(context, embeddings, ledger)
     report = stages.StageReport()

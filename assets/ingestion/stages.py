@@ -88,6 +88,15 @@ def logical_run_id(context) -> str:
     return context.run.root_run_id or context.run_id
 
 
+def shard_of_run(context) -> ShardRange:
+    """The buckets a run ingests: its partition's (a run over consecutive partitions spans
+    them), or every bucket when the assets are not partitioned (RAGPIPE_SHARDS=1)."""
+    if not (context.has_partition_key or context.has_partition_key_range):
+        return EVERY_BUCKET
+    keys = context.partition_key_range
+    return ShardRange.spanning(ShardRange.from_key(keys.start), ShardRange.from_key(keys.end))
+
+
 @dataclass
 class StageReport:
     """What a stage did, for the ledger and the asset's metadata."""

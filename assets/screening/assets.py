@@ -15,7 +15,7 @@ from dagster import (
     asset,
 )
 
-from assets.ingestion.stages import logical_run_id
+from assets.ingestion.stages import logical_run_id, shard_of_run
 from assets.placement import LIGHT_CPU_STEP
 from assets.screening.pii import PiiEngine
 from assets.screening.screen import Screener
@@ -88,8 +88,9 @@ def _table(records: list[dict]) -> MetadataValue:
     op_tags=LIGHT_CPU_STEP,
     deps=[AssetKey("vector_index")],
     description=(
-        "The documents kept out of the current index version (source, doc_id, version, scanner, "
-        "rule ids, score, reason, time), read from the ledger after each ingestion run. Release "
+        "The documents kept out of the current index version, in the run's shard when there are "
+        "shards (source, doc_id, version, scanner, rule ids, score, reason, time), read from the "
+        "ledger after each ingestion run. Release "
         "one with `ragpipe quarantine release DOC_ID --reason ...`; it is indexed on the next run."
     ),
     check_specs=[
@@ -101,7 +102,7 @@ def _table(records: list[dict]) -> MetadataValue:
 def quarantine(context: AssetExecutionContext, raw_documents: Manifest, ledger: Ledger,
                screening_settings: ScreeningSettings):
     version = raw_documents.extra["index_version"]
-    records = [_as_record(entry) for entry in ledger.quarantined(version)]
+    records = [_as_record(entry) for entry in ledger.quarantined(version, shard_of_run(context))]
     in_run = ledger.run_counts(version, logical_run_id(context))["quarantined"]
     attempted = raw_documents.extra["attempted"]
     rate, limit = quarantine_rate(in_run, attempted), screening_settings.quarantine_rate_warn
