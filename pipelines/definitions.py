@@ -111,7 +111,8 @@ def build_resources(settings: Settings) -> dict:
     return {
         "source": build_source(settings),
         "golden_corpus": build_golden_corpus(settings),
-        "embedder": SentenceTransformerEmbedder(model_path=settings.embedder_path),
+        "embedder": SentenceTransformerEmbedder(model_path=settings.embedder_path, device=settings.embedder_device,
+                                                batch_size=settings.embedder_batch_size),
         "vector_store": build_vector_store(settings),
         "ledger": Ledger(url=settings.ledger),
         "staging": Staging(root=settings.staging_root, connection_string=data_secret),

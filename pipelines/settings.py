@@ -14,6 +14,8 @@ from fsspec.utils import get_protocol
 from core.access import UNLABELLED_POLICIES
 from resources.azure_search import AzureAISearchStore
 from resources.blob_source import AzureBlobSource
+from resources.devices import DEVICES
+from resources.embedders import SentenceTransformerEmbedder
 from resources.object_storage import is_pod_local
 from resources.screening import ScreeningSettings
 from resources.settings import EvaluationSettings, IngestionSettings, SettingsError
@@ -68,6 +70,11 @@ class Settings:
     azure_search_analyzer: str = Setting("RAGPIPE_AZURE_SEARCH_ANALYZER",
                                          AzureAISearchStore.model_fields["analyzer"].default)
     embedder_path: str = Setting("RAGPIPE_EMBEDDER_PATH", "")
+    # auto: CUDA when the pod has a GPU (float16), else the CPU; batch size 0: the device's.
+    embedder_device: str = Setting("RAGPIPE_EMBEDDER_DEVICE", SentenceTransformerEmbedder.model_fields["device"].default,
+                                   choices=DEVICES)
+    embedder_batch_size: int = Setting("RAGPIPE_EMBEDDER_BATCH_SIZE",
+                                       SentenceTransformerEmbedder.model_fields["batch_size"].default)
     collection: str = Setting("RAGPIPE_COLLECTION", resource=IngestionSettings)
     chunk_size_tokens: int = Setting("RAGPIPE_CHUNK_SIZE", resource=IngestionSettings)
     chunk_overlap_tokens: int = Setting("RAGPIPE_CHUNK_OVERLAP", resource=IngestionSettings)

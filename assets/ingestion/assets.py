@@ -307,6 +307,8 @@ def embeddings(context: AssetExecutionContext, chunks: Manifest, staging: Stagin
     writer.manifest.extra.update(chunks.extra)
     output = _finish(context, writer.manifest, report, started)
     output.metadata["embedder"] = MetadataValue.json(embedder.description())
+    if report.counts["embedded"]:  # the device that computed them; a run that reused every vector loads no model
+        output.metadata["device"] = MetadataValue.json(embedder.device_metadata())
     return output
 
 
