@@ -1,10 +1,13 @@
 """Embedding throughput of the bundled model on this machine's CPU: the capacity model's input.
 
-    .venv/bin/python bench/embed_bench.py [--chunks 2000] [--tokens 200] [--batch-size 32] [--device cpu]
+    .venv/bin/python bench/embed_bench.py [--chunks 2000] [--tokens 200] [--device auto] [--batch-size 0]
 
 Cuts the sample corpus's text into windows of ``--tokens`` model tokens (the default chunk
 size), repeats them up to ``--chunks`` texts, embeds one batch to load the model, then times
-``SentenceTransformerEmbedder.embed`` over all of them and prints one JSON object.
+``SentenceTransformerEmbedder.embed`` over all of them and prints one JSON object with the
+device plan it ran with. Device and batch size default to the embedder's (auto: CUDA in float16
+on a GPU node, with the GPU's batch size), so run in a GPU pod it measures the GPU figure
+docs/capacity.md assumes.
 """
 
 from __future__ import annotations
@@ -39,12 +42,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--chunks", type=int, default=2000)
     parser.add_argument("--tokens", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default="cpu", help="e.g. cuda on a GPU node")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--batch-size", type=int, default=0, help="0: the device's")
     args = parser.parse_args()
-    embedder = SentenceTransformerEmbedder(batch_size=args.batch_size, device=args.device)
+    embedder = SentenceTransformerEmbedder(device=args.device, batch_size=args.batch_size)
     texts = list(islice(cycle(token_windows(args.tokens)), args.chunks))
-    embedder.embed(texts[:args.batch_size])  # load the model and warm up
+    embedder.embed(texts[:embedder.device_plan().batch_size])  # load the model and warm up
     started = time.perf_counter()
     embedder.embed(texts)
     seconds = time.perf_counter() - started
@@ -52,8 +55,7 @@ def main() -> None:
     print(json.dumps({
         "chunks": len(texts),
         "mean_tokens_per_chunk": round(tokens / len(texts), 1),
-        "device": args.device,
-        "batch_size": args.batch_size,
+        **embedder.device_metadata(),
         "torch_threads": torch.get_num_threads(),
         "seconds": round(seconds, 2),
         "chunks_per_s": round(len(texts) / seconds, 1),
