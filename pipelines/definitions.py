@@ -10,12 +10,12 @@ from dagster import (
     DefaultSensorStatus,
     Definitions,
     EnvVar,
-    FilesystemIOManager,
     RunConfig,
     StaticPartitionsDefinition,
     define_asset_job,
     in_process_executor,
 )
+from dagster_k8s import k8s_job_executor
 
 from assets.evaluation.assets import EVALUATION_ASSETS
 from assets.evaluation.golden import ACL_FILE, CORPUS_DIR
@@ -36,10 +36,11 @@ from resources import (
     IngestionSettings,
     Ledger,
     LocalFolderSource,
-    LocalStaging,
+    ObjectStoreIOManager,
     OpenAICompatibleLLM,
     QdrantVectorStore,
     SentenceTransformerEmbedder,
+    Staging,
     TesseractOcr,
 )
 from resources.azure_ai import AzureLanguagePiiDetector, AzurePromptShield
@@ -56,6 +57,7 @@ QDRANT_API_KEY_ENV = "RAGPIPE_QDRANT_API_KEY"
 AZURE_SEARCH_KEY_ENV = "RAGPIPE_AZURE_SEARCH_KEY"
 BLOB_CONNECTION_STRING_ENV = "RAGPIPE_BLOB_CONNECTION_STRING"
 EVENT_QUEUE_CONNECTION_STRING_ENV = "RAGPIPE_EVENT_QUEUE_CONNECTION_STRING"
+DATA_CONNECTION_STRING_ENV = "RAGPIPE_DATA_CONNECTION_STRING"
 
 
 def _optional_secret(variable: str) -> EnvVar | None:
@@ -108,13 +110,15 @@ def build_vector_store(settings: Settings) -> AzureAISearchStore | QdrantVectorS
 
 
 def build_resources(settings: Settings) -> dict:
+    data_secret = _optional_secret(DATA_CONNECTION_STRING_ENV) or ""
     return {
         "source": build_source(settings),
         "golden_corpus": build_golden_corpus(settings),
-        "embedder": SentenceTransformerEmbedder(model_path=settings.embedder_path),
+        "embedder": SentenceTransformerEmbedder(model_path=settings.embedder_path, device=settings.embedder_device,
+                                                batch_size=settings.embedder_batch_size),
         "vector_store": build_vector_store(settings),
         "ledger": Ledger(url=settings.ledger),
-        "staging": LocalStaging(root=str(settings.staging_path)),
+        "staging": Staging(root=settings.staging_root, connection_string=data_secret),
         "ingestion_settings": IngestionSettings(**settings.values_for(IngestionSettings)),
         "screening_settings": build_screening_settings(settings),
         "pii_detector": AzureLanguagePiiDetector(
@@ -132,12 +136,12 @@ def build_resources(settings: Settings) -> dict:
         ),
         "evaluation_settings": EvaluationSettings(golden_set_dir=str(settings.golden_set_path),
                                                   **settings.values_for(EvaluationSettings)),
-        "evaluation_store": EvaluationStore(root=str(settings.evaluations_path)),
+        "evaluation_store": EvaluationStore(root=settings.evaluations_root, connection_string=data_secret),
         "generator": build_llm(settings.generator_kind, settings.generator_url, settings.generator_model,
                                "generator", settings.azure_openai_api_version),
         "judge": build_llm(settings.judge_kind, settings.judge_url, settings.judge_model,
                            "judge", settings.azure_openai_api_version),
-        "io_manager": FilesystemIOManager(base_dir=str(settings.dagster_home / "storage")),
+        "io_manager": ObjectStoreIOManager(root=settings.storage_root, connection_string=data_secret),
         **({"event_queue": AzureStorageQueue(
             queue_name=settings.event_queue, account_url=settings.event_queue_account_url,
             connection_string=_optional_secret(EVENT_QUEUE_CONNECTION_STRING_ENV) or "",
@@ -161,11 +165,11 @@ def golden_set_run_config(settings: Settings, resources: dict) -> RunConfig:
     namespace ingestion reads the ``golden_corpus``), so the job cannot write the serving index
     or its ledger rows."""
     namespace = settings.golden_namespace
-    root = settings.namespace_path(namespace)
+    root = settings.namespace_root(namespace)
     return RunConfig(resources={
         "ingestion_settings": resources["ingestion_settings"].model_copy(update={"namespace": namespace}),
-        "staging": resources["staging"].model_copy(update={"root": str(root / "staging")}),
-        "io_manager": FilesystemIOManager(base_dir=str(root / "storage")),
+        "staging": resources["staging"].model_copy(update={"root": f"{root}/staging"}),
+        "io_manager": resources["io_manager"].model_copy(update={"root": f"{root}/storage"}),
     })
 
 
@@ -195,7 +199,7 @@ def build_definitions(settings: Settings, resource_overrides: dict | None = None
                                   DefaultScheduleStatus.RUNNING if settings.automation_running
                                   else DefaultScheduleStatus.STOPPED, settings.shards),
         resources=resources,
-        executor=in_process_executor,
+        executor=k8s_job_executor if settings.profile == "k8s" else in_process_executor,
     )
 
 

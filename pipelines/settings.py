@@ -8,9 +8,15 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from fsspec import available_protocols
+from fsspec.utils import get_protocol
+
 from core.access import UNLABELLED_POLICIES
 from resources.azure_search import AzureAISearchStore
 from resources.blob_source import AzureBlobSource
+from resources.devices import DEVICES
+from resources.embedders import SentenceTransformerEmbedder
+from resources.object_storage import is_pod_local
 from resources.screening import ScreeningSettings
 from resources.settings import EvaluationSettings, IngestionSettings, SettingsError
 
@@ -65,6 +71,11 @@ class Settings:
     azure_search_analyzer: str = Setting("RAGPIPE_AZURE_SEARCH_ANALYZER",
                                          AzureAISearchStore.model_fields["analyzer"].default)
     embedder_path: str = Setting("RAGPIPE_EMBEDDER_PATH", "")
+    # auto: CUDA when the pod has a GPU (float16), else the CPU; batch size 0: the device's.
+    embedder_device: str = Setting("RAGPIPE_EMBEDDER_DEVICE", SentenceTransformerEmbedder.model_fields["device"].default,
+                                   choices=DEVICES)
+    embedder_batch_size: int = Setting("RAGPIPE_EMBEDDER_BATCH_SIZE",
+                                       SentenceTransformerEmbedder.model_fields["batch_size"].default)
     collection: str = Setting("RAGPIPE_COLLECTION", resource=IngestionSettings)
     chunk_size_tokens: int = Setting("RAGPIPE_CHUNK_SIZE", resource=IngestionSettings)
     chunk_overlap_tokens: int = Setting("RAGPIPE_CHUNK_OVERLAP", resource=IngestionSettings)
@@ -148,6 +159,25 @@ class Settings:
         if self.qdrant_url and self.azure_search_endpoint:
             raise SettingsError("RAGPIPE_QDRANT_URL and RAGPIPE_AZURE_SEARCH_ENDPOINT each choose the vector store; "
                                 "set one of them")
+        if self.data_url and get_protocol(self.data_url) not in available_protocols():
+            raise SettingsError(f"RAGPIPE_DATA_URL={self.data_url!r}: no filesystem for {get_protocol(self.data_url)!r} "
+                                "(e.g. abfs://<container>@<account>.dfs.core.windows.net/<prefix>)")
+        if self.profile == "k8s":
+            self._check_nothing_on_pod_disk()
+
+    def _check_nothing_on_pod_disk(self) -> None:
+        """The k8s profile runs each step in its own pod: whatever a step writes or hands on must
+        be on servers every pod reaches, so none of the data directory's embedded defaults apply."""
+        if not self.ledger_url.startswith("postgresql"):
+            raise SettingsError("the k8s profile needs a PostgreSQL ledger: set RAGPIPE_LEDGER_URL "
+                                "(postgresql+psycopg2://user@host/db)")
+        if not (self.qdrant_url or self.azure_search_endpoint):
+            raise SettingsError("the k8s profile needs a vector store server (Qdrant local mode lives on one pod's "
+                                "disk): set RAGPIPE_QDRANT_URL or RAGPIPE_AZURE_SEARCH_ENDPOINT")
+        if not self.data_url or is_pod_local(self.data_url):
+            raise SettingsError("the k8s profile needs shared object storage for staged batches, step outputs and "
+                                "evaluation results: set RAGPIPE_DATA_URL "
+                                "(abfs://<container>@<account>.dfs.core.windows.net/<prefix>)")
 
     def values_for(self, resource: type) -> dict[str, Any]:
         """The settings that configure ``resource``'s fields of the same name."""
@@ -179,8 +209,18 @@ class Settings:
         return self.data_path / "qdrant"
 
     @property
-    def staging_path(self) -> Path:
-        return self.data_path / "staging"
+    def data_root(self) -> str:
+        """Where steps write: the shared object storage URL, else the data directory."""
+        return self.data_url.rstrip("/") or str(self.data_path)
+
+    @property
+    def staging_root(self) -> str:
+        return f"{self.data_root}/staging"
+
+    @property
+    def storage_root(self) -> str:
+        """Dagster step outputs: beside the local instance, or on the shared storage."""
+        return f"{self.data_url.rstrip('/')}/storage" if self.data_url else str(self.dagster_home / "storage")
 
     @property
     def golden_set_path(self) -> Path:
@@ -192,13 +232,13 @@ class Settings:
         """The golden set's own namespace: its collections, alias, ledger scope and staging."""
         return "eval-" + re.sub(r"[^A-Za-z0-9_-]+", "-", self.golden_set_path.name)
 
-    def namespace_path(self, namespace: str) -> Path:
+    def namespace_root(self, namespace: str) -> str:
         """Where a namespace keeps its staged batches and Dagster step outputs."""
-        return self.data_path / "namespaces" / namespace
+        return f"{self.data_root}/namespaces/{namespace}"
 
     @property
-    def evaluations_path(self) -> Path:
-        return self.data_path / "evaluations"
+    def evaluations_root(self) -> str:
+        return f"{self.data_root}/evaluations"
 
 
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}

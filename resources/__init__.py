@@ -6,10 +6,11 @@ from resources.embedders import Embedder, SentenceTransformerEmbedder
 from resources.evaluation_store import EvaluationStore
 from resources.ledger import Ledger
 from resources.llm import AzureOpenAILLM, ChatModel, OpenAICompatibleLLM
+from resources.object_storage import ObjectStoreIOManager
 from resources.ocr import AzureDocumentIntelligenceOcr, OcrEngine, TesseractOcr
 from resources.settings import EvaluationSettings, IngestionSettings
 from resources.sources import DocumentSource, LocalFolderSource
-from resources.staging import LocalStaging
+from resources.staging import Staging
 from resources.vector_stores import QdrantVectorStore, VectorStore
 
 __all__ = [
@@ -24,11 +25,12 @@ __all__ = [
     "IngestionSettings",
     "Ledger",
     "LocalFolderSource",
-    "LocalStaging",
+    "ObjectStoreIOManager",
     "OcrEngine",
     "OpenAICompatibleLLM",
     "QdrantVectorStore",
     "SentenceTransformerEmbedder",
+    "Staging",
     "TesseractOcr",
     "VectorStore",
 ]

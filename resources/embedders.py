@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import asdict
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
 from dagster import ConfigurableResource
 
+from resources.devices import DevicePlan, plan_device, read_device_report
 from resources.settings import SettingsError
 
 
@@ -25,6 +27,8 @@ class Embedder(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     def embed(self, texts: list[str]) -> list[list[float]]: ...
+
+    def device_metadata(self) -> dict[str, Any]: ...
 
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -79,11 +83,18 @@ def model_fingerprint(folder: Path) -> str:
 
 
 @cache
-def _load_sentence_transformer(path: str, device: str):
+def _device_plan(requested: str, batch_size: int) -> DevicePlan:
+    return plan_device(read_device_report(), requested, batch_size)
+
+
+@cache
+def _load_sentence_transformer(path: str, device: str, dtype: str):
     # Imported here: torch costs seconds to import and runs that embed nothing skip it.
+    import torch
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(path, device=device, local_files_only=True)
+    return SentenceTransformer(path, device=device, local_files_only=True,
+                               model_kwargs={"dtype": getattr(torch, dtype)})
 
 
 @cache
@@ -103,13 +114,15 @@ class SentenceTransformerEmbedder(ConfigurableResource):
     Identity, dimension and sequence limit are read from the model folder's files, so
     computing the index version does not load torch. The identity is a fingerprint of the
     model's configs and weights: another model, even of the same name and dimension, gets
-    another index version and never shares vectors with this one.
+    another index version and never shares vectors with this one. The device, precision and
+    batch size are not part of it: a GPU pod (float16) and a CPU pod (float32) embed into the
+    same index version, their vectors of one text agreeing to a cosine of 0.99999.
     """
 
     model_path: str = ""
     model_name: str = ""  # a label for messages; the bundled model's, or the folder's name
-    device: str = "cpu"
-    batch_size: int = 32
+    device: str = "auto"  # auto (CUDA when present) | cpu | cuda
+    batch_size: int = 0  # 0: the device's (resources.devices)
 
     def _path(self) -> Path:
         path = Path(self.model_path or default_model_path())
@@ -158,13 +171,22 @@ class SentenceTransformerEmbedder(ConfigurableResource):
     def count_tokens(self, text: str) -> int:
         return len(_load_tokenizer(str(self._path())).encode(text, add_special_tokens=False).ids)
 
+    def device_plan(self) -> DevicePlan:
+        """Where this process embeds: read once from torch, then cached."""
+        return _device_plan(self.device, self.batch_size)
+
+    def device_metadata(self) -> dict[str, Any]:
+        """The device, precision, batch size and GPU the vectors were computed with, for the step's metadata."""
+        return asdict(self.device_plan())
+
     def _model(self):
-        return _load_sentence_transformer(str(self._path()), self.device)
+        plan = self.device_plan()
+        return _load_sentence_transformer(str(self._path()), plan.device, plan.dtype)
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         vectors = self._model().encode(
             texts,
-            batch_size=self.batch_size,
+            batch_size=self.device_plan().batch_size,
             normalize_embeddings=True,
             show_progress_bar=False,
             convert_to_numpy=True,

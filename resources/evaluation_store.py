@@ -1,64 +1,71 @@
-"""Evaluation artifacts and promotion history, as files under the data directory.
+"""Evaluation artifacts and promotion history, as files under the data directory or on shared
+object storage.
 
 Per run: ``runs/<run id>/questions.jsonl`` (one line per golden question) and
 ``summary.json`` (aggregates, the candidate collection, the golden set and retriever). The
 gate compares a candidate with the promoted collection's last summary; promotions are
-appended to ``promotions.jsonl`` so the kept versions and rollbacks have a history.
+appended to ``promotions.jsonl`` (an append blob on Azure) so the kept versions and rollbacks
+have a history.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 from dagster import ConfigurableResource
+from pydantic import Field
+from upath import UPath
+
+from resources.object_storage import storage_path
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def _write_atomically(path: UPath, text: str) -> None:
+    """A reader never sees half a file: a local rename is atomic, an object appears whole."""
     partial = path.with_suffix(path.suffix + ".partial")
     partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    partial.rename(path)
 
 
 class EvaluationStore(ConfigurableResource):
-    root: str
+    root: str = Field(description="A folder or an fsspec URL (abfs://<container>@<account>.dfs.core.windows.net/p)")
+    connection_string: str = Field(default="", repr=False, description="Azure only; pass an EnvVar.")
 
-    def _runs(self) -> Path:
-        return Path(self.root) / "runs"
+    def _root(self) -> UPath:
+        return storage_path(self.root, self.connection_string)
 
-    def save_run(self, run_id: str, summary: dict[str, Any], questions: list[dict[str, Any]]) -> Path:
-        """Write a run's per-question results and summary; returns the questions file."""
-        directory = self._runs() / run_id
+    def save_run(self, run_id: str, summary: dict[str, Any], questions: list[dict[str, Any]]) -> str:
+        """Write a run's per-question results and summary; returns where the questions are."""
+        directory = self._root() / "runs" / run_id
         directory.mkdir(parents=True, exist_ok=True)
         questions_path = directory / "questions.jsonl"
         _write_atomically(questions_path, "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in questions))
-        stamped = {**summary, "finished_at": datetime.now(timezone.utc).isoformat()}
+        stamped = {**summary, "finished_at": datetime.now(UTC).isoformat()}
         _write_atomically(directory / "summary.json", json.dumps(stamped, indent=2))
-        return questions_path
+        return f"{self.root.rstrip('/')}/runs/{run_id}/questions.jsonl"  # as configured: a URL keeps its account
 
     def latest_summary(self, collection: str, comparable: dict[str, Any]) -> dict[str, Any] | None:
         """The newest summary of ``collection`` whose fields match ``comparable``."""
+        runs = self._root() / "runs"
         summaries = []
-        for path in self._runs().glob("*/summary.json") if self._runs().is_dir() else []:
+        for path in runs.glob("*/summary.json") if runs.is_dir() else []:
             summary = json.loads(path.read_text(encoding="utf-8"))
             if summary.get("collection") == collection and all(summary.get(k) == v for k, v in comparable.items()):
                 summaries.append(summary)
         return max(summaries, key=lambda s: s["finished_at"], default=None)
 
     def record_promotion(self, alias: str, collection: str, run_id: str, reason: str) -> None:
-        path = Path(self.root) / "promotions.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        root = self._root()
+        root.mkdir(parents=True, exist_ok=True)
         entry = {"alias": alias, "collection": collection, "run_id": run_id, "reason": reason,
-                 "at": datetime.now(timezone.utc).isoformat()}
-        with path.open("a", encoding="utf-8") as handle:
+                 "at": datetime.now(UTC).isoformat()}
+        with (root / "promotions.jsonl").open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry) + "\n")
 
     def promotions(self, alias: str) -> list[dict[str, Any]]:
         """Promotions and rollbacks of ``alias``, oldest first."""
-        path = Path(self.root) / "promotions.jsonl"
+        path = self._root() / "promotions.jsonl"
         if not path.is_file():
             return []
         entries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

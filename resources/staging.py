@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableResource
+from pydantic import Field
+from upath import UPath
 
 from core.types import Manifest
+from resources.object_storage import storage_path
+
+# Rewritten whenever a run starts a stage: its time, as the store reports it, orders runs for pruning.
+ACTIVITY_MARKER = "last-active"
 
 
 class BatchWriter:
@@ -18,8 +23,8 @@ class BatchWriter:
     single record is larger, at most ``max_batch_bytes`` bytes: a batch of 64 large documents
     (base64 in JSON) would otherwise hold gigabytes in memory, here and in the reading stage."""
 
-    def __init__(self, directory: Path, manifest: Manifest, batch_size: int, max_batch_bytes: int):
-        self._directory = directory
+    def __init__(self, directory: UPath, location: str, manifest: Manifest, batch_size: int, max_batch_bytes: int):
+        self._directory, self._location = directory, location
         self._batch_size = batch_size
         self._max_batch_bytes = max_batch_bytes
         self._pending: list[bytes] = []
@@ -38,50 +43,66 @@ class BatchWriter:
     def flush(self) -> None:
         if not self._pending:
             return
-        path = self._directory / f"batch-{len(self.manifest.paths):05d}.jsonl"
-        with path.open("wb") as handle:
+        name = f"batch-{len(self.manifest.paths):05d}.jsonl"
+        with (self._directory / name).open("wb") as handle:
             handle.writelines(self._pending)
-        self.manifest.paths.append(str(path))
+        self.manifest.paths.append(f"{self._location}/{name}")  # as configured: an Azure URL keeps its account
         self.manifest.count += len(self._pending)
         self._pending, self._pending_bytes = [], 0
 
 
-class LocalStaging(ConfigurableResource):
-    """Batches on a local (or mounted shared) folder, one folder per run and stage."""
+class Staging(ConfigurableResource):
+    """Batches under ``root``, one folder per run and stage: a local folder, or shared object
+    storage (an fsspec URL such as abfs://<container>@<account>.dfs.core.windows.net/<prefix>)
+    so that each step may run in its own pod."""
 
     root: str
+    connection_string: str = Field(default="", repr=False, description="Azure only; pass an EnvVar.")
     batch_size: int = 64
     max_batch_bytes: int = 16 * 1024 * 1024  # serialised JSON; a larger single record is a batch of its own
     keep_runs: int = 5
 
+    def _path(self, location: str) -> UPath:
+        return storage_path(location, self.connection_string)
+
     def writer(self, stage: str, run_id: str) -> BatchWriter:
-        directory = Path(self.root) / run_id / stage
+        location = f"{self.root.rstrip('/')}/{run_id}/{stage}"
+        directory = self._path(location)
         if directory.exists():  # a re-executed step starts from a clean slate
-            shutil.rmtree(directory)
-        directory.mkdir(parents=True)
-        return BatchWriter(directory, Manifest(stage=stage, run_id=run_id), self.batch_size, self.max_batch_bytes)
+            directory.rmdir(recursive=True)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory.parent / ACTIVITY_MARKER).write_bytes(b"")
+        return BatchWriter(directory, location, Manifest(stage=stage, run_id=run_id), self.batch_size,
+                           self.max_batch_bytes)
 
     def read(self, manifest: Manifest) -> Iterator[list[dict[str, Any]]]:
-        missing = [path for path in manifest.paths if not Path(path).is_file()]
+        paths = [self._path(location) for location in manifest.paths]
+        missing = [location for location, path in zip(manifest.paths, paths) if not path.is_file()]
         if missing:
             raise FileNotFoundError(
                 f"the {manifest.stage} batches of run {manifest.run_id} are gone ({len(missing)} of "
                 f"{len(manifest.paths)} files, e.g. {missing[0]}): staging keeps the last {self.keep_runs} "
                 "runs. Run the whole ingest job instead of this stage alone."
             )
-        for path in manifest.paths:
-            with open(path, encoding="utf-8") as handle:
+        for path in paths:
+            with path.open("r", encoding="utf-8") as handle:
                 yield [json.loads(line) for line in handle]
 
     def prune(self, current_run_id: str) -> None:
-        """Drop staged batches of all but the newest ``keep_runs`` runs."""
-        root = Path(self.root)
+        """Drop staged batches of all but the ``keep_runs`` most recently active runs, ordered by
+        the time the store gives their activity markers (one clock, whichever pod wrote them); a
+        run without a marker counts as the oldest."""
+        root = self._path(self.root)
         if not root.is_dir():
             return
-        runs = sorted(
-            (p for p in root.iterdir() if p.is_dir() and p.name != current_run_id),
-            key=lambda p: p.stat().st_mtime,
-            reverse=True,
-        )
-        for stale in runs[max(self.keep_runs - 1, 0):]:
-            shutil.rmtree(stale, ignore_errors=True)
+        runs = [run for run in root.iterdir() if run.is_dir() and run.name != current_run_id]
+        for stale in sorted(runs, key=_last_active, reverse=True)[max(self.keep_runs - 1, 0):]:
+            with contextlib.suppress(FileNotFoundError):  # another run pruned it first
+                stale.rmdir(recursive=True)
+
+
+def _last_active(run: UPath) -> float:
+    try:
+        return (run / ACTIVITY_MARKER).stat().st_mtime
+    except FileNotFoundError:
+        return 0.0

@@ -120,6 +120,30 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.fixture
+def data_url(azurite, monkeypatch) -> str:
+    """RAGPIPE_DATA_URL's shared storage: a fresh container on Azurite (created by the first write),
+    named as on Azure, its connection string in the environment as the pipeline reads it."""
+    import uuid
+
+    from pipelines.definitions import DATA_CONNECTION_STRING_ENV
+    from tests.azurite import ACCOUNT
+
+    monkeypatch.setenv(DATA_CONNECTION_STRING_ENV, azurite.connection_string)
+    return f"abfs://data-{uuid.uuid4().hex[:12]}@{ACCOUNT}.dfs.core.windows.net/ragpipe"
+
+
+def blob_names(azurite, url: str) -> list[str]:
+    """The blobs under an abfs://<container>@<account host>/<prefix> URL, listed by the Blob SDK
+    (not through fsspec)."""
+    from azure.storage.blob import ContainerClient
+
+    container, _, prefix = url.removeprefix("abfs://").partition("/")
+    container = container.partition("@")[0]
+    with ContainerClient.from_connection_string(azurite.connection_string, container) as client:
+        return sorted(client.list_blob_names(name_starts_with=prefix + "/" if prefix else None))
+
+
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory):
     """A real Azure Blob and Queue service: Azurite from tests/node, which `make test` installs."""

@@ -39,7 +39,7 @@ def test_the_golden_set_job_runs_in_the_golden_sets_namespace_and_production_in_
     assert "source" not in resources
     assert defs.resources["golden_corpus"].root == str(GOLDEN_SETS / "sample" / "corpus")
     assert resources["staging"]["config"]["root"].endswith("/namespaces/eval-sample/staging")
-    assert resources["io_manager"]["config"]["base_dir"].endswith("/namespaces/eval-sample/storage")
+    assert resources["io_manager"]["config"]["root"].endswith("/namespaces/eval-sample/storage")
     assert not defs.resolve_job_def(PRODUCTION_JOB).run_config
 
 

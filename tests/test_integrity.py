@@ -40,7 +40,7 @@ from pipelines.instance import ensure_dagster_home
 from pipelines.settings import Settings
 from resources.azure_search import index_name
 from resources.ledger import Ledger
-from resources.staging import LocalStaging, Manifest
+from resources.staging import Manifest, Staging
 from tests.conftest import EVERY_STORE
 from tests.corpus import markdown_doc, prose
 from tests.test_pipeline import payloads
@@ -122,7 +122,7 @@ def test_rerun_after_a_sigkill_repairs_every_drift_and_embeds_only_what_was_not(
     # the killed run embedded every chunk it had (its index stage had started): only text it
     # did not have, the edited document's, is embedded
     killed_texts = {json.loads(line)["payload"]["text"]
-                    for batch in (small.staging_path / killed.run_id / "embeddings").glob("*.jsonl")
+                    for batch in (Path(small.staging_root) / killed.run_id / "embeddings").glob("*.jsonl")
                     for line in batch.read_text(encoding="utf-8").splitlines()}
     edited_texts = {p["text"] for p in payloads(small, collection).values() if p["source"] == edited.resolve().as_uri()}
     assert rerun["embedded"] == len(edited_texts - killed_texts) > 0
@@ -181,7 +181,7 @@ def test_vector_index_alone_applies_no_older_manifest(ingest, settings, corpus, 
 
 
 def test_pruned_staging_is_a_clear_error(tmp_path):
-    staging = LocalStaging(root=str(tmp_path))
+    staging = Staging(root=str(tmp_path))
     pruned = tmp_path / "r-old" / "chunks" / "batch-00000.jsonl"
     manifest = Manifest(stage="chunks", run_id="r-old", paths=[str(pruned)])
     with pytest.raises(FileNotFoundError, match="chunks batches of run r-old are gone.*whole ingest job"):

@@ -15,7 +15,7 @@ from dagster import DagsterInstance
 from pydantic import PrivateAttr
 
 from pipelines.definitions import INGEST_JOB, build_definitions, build_resources
-from resources.staging import LocalStaging
+from resources.staging import Staging
 from tests.conftest import EVERY_STORE
 from tests.corpus import markdown_doc, prose
 from tests.test_chunking import PAYLOAD_FIELDS
@@ -206,7 +206,7 @@ def crashing(store, fail_after: int):
 
 @EVERY_STORE
 def test_crash_during_upsert_converges_on_the_next_run(ingest, settings, index_state):
-    small_batches = LocalStaging(root=str(settings.staging_path), batch_size=5)
+    small_batches = Staging(root=settings.staging_root, batch_size=5)
     crashed = ingest(
         vector_store=crashing(build_resources(settings)["vector_store"], fail_after=2), staging=small_batches
     )

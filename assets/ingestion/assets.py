@@ -34,7 +34,7 @@ from resources.ocr import OcrEngine
 from resources.screening import ScreeningSettings
 from resources.settings import IngestionSettings
 from resources.sources import DocumentSource
-from resources.staging import LocalStaging
+from resources.staging import Staging
 from resources.vector_stores import VectorStore
 
 GROUP = "ingestion"
@@ -132,7 +132,7 @@ def raw_documents(
     embedder: ResourceParam[Embedder],
     vector_store: ResourceParam[VectorStore],
     ledger: Ledger,
-    staging: LocalStaging,
+    staging: Staging,
     ingestion_settings: IngestionSettings,
     screening_settings: ScreeningSettings,
 ) -> Output[Manifest]:
@@ -219,7 +219,7 @@ def _skip(context: AssetExecutionContext, stage: str, upstream: Manifest) -> Out
         "documents are quarantined with a reason."
     ),
 )
-def clean_documents(context: AssetExecutionContext, raw_documents: Manifest, staging: LocalStaging,
+def clean_documents(context: AssetExecutionContext, raw_documents: Manifest, staging: Staging,
                     ledger: Ledger, ocr: ResourceParam[OcrEngine],
                     ingestion_settings: IngestionSettings) -> Output[Manifest]:
     if _stale(context, raw_documents, ledger):
@@ -244,7 +244,7 @@ def clean_documents(context: AssetExecutionContext, raw_documents: Manifest, sta
         "quarantine), keeping only counts per entity type."
     ),
 )
-def screened_documents(context: AssetExecutionContext, clean_documents: Manifest, staging: LocalStaging,
+def screened_documents(context: AssetExecutionContext, clean_documents: Manifest, staging: Staging,
                        ledger: Ledger, ingestion_settings: IngestionSettings,
                        screening_settings: ScreeningSettings, pii_detector: ResourceParam[PiiDetector],
                        injection_shield: ResourceParam[InjectionShield]) -> Output[Manifest]:
@@ -270,7 +270,7 @@ def screened_documents(context: AssetExecutionContext, clean_documents: Manifest
         "when configured) and quarantines the document on a hit."
     ),
 )
-def chunks(context: AssetExecutionContext, screened_documents: Manifest, staging: LocalStaging,
+def chunks(context: AssetExecutionContext, screened_documents: Manifest, staging: Staging,
            ledger: Ledger, embedder: ResourceParam[Embedder], ingestion_settings: IngestionSettings,
            screening_settings: ScreeningSettings, pii_detector: ResourceParam[PiiDetector],
            injection_shield: ResourceParam[InjectionShield]) -> Output[Manifest]:
@@ -298,7 +298,7 @@ def chunks(context: AssetExecutionContext, screened_documents: Manifest, staging
         "embedder."
     ),
 )
-def embeddings(context: AssetExecutionContext, chunks: Manifest, staging: LocalStaging, ledger: Ledger,
+def embeddings(context: AssetExecutionContext, chunks: Manifest, staging: Staging, ledger: Ledger,
                embedder: ResourceParam[Embedder], vector_store: ResourceParam[VectorStore]) -> Output[Manifest]:
     if _stale(context, chunks, ledger):
         return _skip(context, "embeddings", chunks)
@@ -309,6 +309,8 @@ def embeddings(context: AssetExecutionContext, chunks: Manifest, staging: LocalS
     writer.manifest.extra.update(chunks.extra)
     output = _finish(context, writer.manifest, report, started)
     output.metadata["embedder"] = MetadataValue.json(embedder.description())
+    if report.counts["embedded"]:  # the device that computed them; a run that reused every vector loads no model
+        output.metadata["device"] = MetadataValue.json(embedder.device_metadata())
     return output
 
 
@@ -330,7 +332,7 @@ def embeddings(context: AssetExecutionContext, chunks: Manifest, staging: LocalS
                        description="The collection holds exactly the points the ledger says it does."),
     ],
 )
-def vector_index(context: AssetExecutionContext, embeddings: Manifest, staging: LocalStaging, ledger: Ledger,
+def vector_index(context: AssetExecutionContext, embeddings: Manifest, staging: Staging, ledger: Ledger,
                  embedder: ResourceParam[Embedder], vector_store: ResourceParam[VectorStore],
                  ingestion_settings: IngestionSettings):
     started = time.monotonic()
