@@ -5,7 +5,8 @@ location served by a gRPC code server, the run created from its snapshot and sub
 instance), through ``K8sRunLauncher`` configured in a real ``dagster.yaml`` against the Kubernetes
 API contract server (tests/kube_api_server.py). The server runs the Job it receives as a local
 process (``dagster api execute_run``, with the Job's env and env-from-secret), and the run's
-events land in Dagster storage on a real PostgreSQL.
+events land in Dagster storage on a real PostgreSQL. In the k8s profile the run worker's
+``k8s_job_executor`` creates one more Job per step through the same server.
 
 What this does not prove: that a real scheduler places the pods (node pools, taints, GPU
 requests are asserted on the Jobs, never enforced), that the image holds this code and starts
@@ -19,15 +20,20 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
 
 from pipelines.settings import REPO_ROOT
+from tests.azure_search_server import AzureSearchContractServer
+from tests.conftest import blob_names
+from tests.contract_http import self_signed
 from tests.corpus import write_corpus
 from tests.kube_api_server import Image, KubeApiServer
 
@@ -36,6 +42,7 @@ IMAGE = "ragpipe:contract"
 SETTINGS_SECRET = "ragpipe-settings"
 SECRET_COLLECTION = "fromsecret"  # RAGPIPE_COLLECTION, delivered to the run only through the secret
 RUN_TIMEOUT_S = 120
+STEPS_RUN_TIMEOUT_S = 420  # one process per step, each importing dagster and torch
 
 
 @pytest.fixture
@@ -67,6 +74,21 @@ def write_instance(home: Path, postgres_url: str, kubeconfig: Path, env_vars: li
     return home
 
 
+def configure_launch(tmp_path: Path, monkeypatch, kube: KubeApiServer, postgres_url: str,
+                     settings_env: dict[str, str], secret: dict[str, str]) -> Path:
+    """Deliver settings as the Helm values would: plain variables on the K8sRunLauncher, which passes
+    them (and its env-from secret) to every Job it and ``k8s_job_executor`` create, and to this
+    process, whose code server sees what the pods see; ``secret`` only in the Kubernetes secret.
+    Returns DAGSTER_HOME, set for this process."""
+    for name, value in settings_env.items():
+        monkeypatch.setenv(name, value)
+    kube.add_secret(NAMESPACE, SETTINGS_SECRET, secret)
+    home = write_instance(tmp_path / "dagster_home", postgres_url, kube.kubeconfig(tmp_path / "kubeconfig"),
+                          [f"{name}={value}" for name, value in settings_env.items()])
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
 def launch(instance, job_name: str):
     """Create and submit a run as ``dagster job launch -m pipelines.definitions -j <job>`` does."""
     from dagster._cli.job import execute_launch_command
@@ -76,17 +98,17 @@ def launch(instance, job_name: str):
         module_name=("pipelines.definitions",), working_directory=str(REPO_ROOT)))
 
 
-def wait_for_run_worker(instance, run_id: str, kube: KubeApiServer):
+def wait_for_run_worker(instance, run_id: str, kube: KubeApiServer, timeout_s: float = RUN_TIMEOUT_S):
     """Poll the run worker's Job through the launcher (``read_namespaced_job_status``) until it finishes."""
     from dagster._core.launcher import WorkerStatus
 
-    deadline = time.monotonic() + RUN_TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         health = instance.run_launcher.check_run_worker_health(instance.get_run_by_id(run_id))
         if health.status in (WorkerStatus.SUCCESS, WorkerStatus.FAILED):
             return health
         time.sleep(0.5)
-    raise AssertionError(f"run worker still running after {RUN_TIMEOUT_S}s\n{kube.logs()}")
+    raise AssertionError(f"run worker still running after {timeout_s}s\n{kube.logs()}")
 
 
 def postgres_events(postgres_url: str, run_id: str) -> list[tuple[str, str | None]]:
@@ -107,12 +129,8 @@ def test_run_launched_through_k8s_run_launcher_completes_into_postgres(
 
     data_dir, corpus = tmp_path / "data", write_corpus(tmp_path / "corpus", count=3)
     settings_env = {"RAGPIPE_DATA_DIR": str(data_dir), "RAGPIPE_SOURCE_DIR": str(corpus)}
-    for name, value in settings_env.items():  # the code server sees what the run pods see
-        monkeypatch.setenv(name, value)
-    kube.add_secret(NAMESPACE, SETTINGS_SECRET, {"RAGPIPE_COLLECTION": SECRET_COLLECTION})
-    home = write_instance(tmp_path / "dagster_home", postgres_url, kube.kubeconfig(tmp_path / "kubeconfig"),
-                          [f"{name}={value}" for name, value in settings_env.items()])
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    home = configure_launch(tmp_path, monkeypatch, kube, postgres_url, settings_env,
+                            {"RAGPIPE_COLLECTION": SECRET_COLLECTION})
 
     with DagsterInstance.get() as instance:
         run = launch(instance, "ingest")
@@ -144,6 +162,101 @@ def test_run_launched_through_k8s_run_launcher_completes_into_postgres(
     assert {name: env[name] for name in settings_env} == settings_env
     assert pod["spec"]["serviceAccountName"] == "ragpipe-run"
     assert SECRET_COLLECTION not in json.dumps(job)  # by reference only
+
+
+@pytest.fixture
+def search_over_https(tmp_path: Path):
+    """The Azure AI Search contract server over HTTPS (the admin key travels only over TLS), with a
+    key of its own: finding it anywhere means it leaked."""
+    with AzureSearchContractServer(admin_key=secrets.token_urlsafe(24), certificate=self_signed(tmp_path)) as server:
+        yield server
+
+
+def postgres_text(postgres_url: str) -> str:
+    """Every row of Dagster's run and event tables as text."""
+    engine = sa.create_engine(postgres_url)
+    try:
+        with engine.connect() as connection:
+            return "\n".join(row for table in ("runs", "event_logs")
+                             for row in connection.execute(sa.text(f"SELECT t::text FROM {table} t")).scalars())
+    finally:
+        engine.dispose()
+
+
+def test_a_k8s_profile_run_executes_each_step_in_its_own_job(
+        tmp_path, monkeypatch, kube, postgres_url, azurite, data_url, search_over_https):
+    """The same launch path with the run worker in the k8s profile: ``k8s_job_executor`` (kube
+    config from the K8sRunLauncher) creates one Job per step through the contract server, and each
+    step process rebuilds the code location from its own environment. Step outputs and staged
+    batches go to Azurite under RAGPIPE_DATA_URL, the ledger to Postgres, the index to the Azure AI
+    Search contract server over HTTPS; the data connection string and the search key reach the
+    pods only through the secret the Jobs take env from.
+
+    What this does not prove, beyond the module's list: that a GPU node runs the embedding step
+    (the pods all run here on the CPU; placement is asserted on the Jobs), that steps in separate
+    pods share nothing but the services (they share this machine's disk: the source folder and
+    DAGSTER_HOME's compute logs live there, only the data folder is checked to stay empty),
+    Workload Identity (the connection string stands in), and step retries or concurrent steps.
+    """
+    from dagster import AssetKey, DagsterInstance, DagsterRunStatus
+
+    from assets.placement import GPU_RESOURCE, GPU_TAINT_KEY, POOL_LABEL
+    from pipelines.definitions import AZURE_SEARCH_KEY_ENV, DATA_CONNECTION_STRING_ENV
+    from resources.azure_search import index_name
+    from tests.azurite import ACCOUNT_KEY
+
+    search = search_over_https
+    data_dir, corpus = tmp_path / "data", write_corpus(tmp_path / "corpus", count=3)
+    settings_env = {"RAGPIPE_PROFILE": "k8s", "RAGPIPE_LEDGER_URL": postgres_url, "RAGPIPE_DATA_URL": data_url,
+                    "RAGPIPE_AZURE_SEARCH_ENDPOINT": search.endpoint, "REQUESTS_CA_BUNDLE": str(search.certificate),
+                    "RAGPIPE_DATA_DIR": str(data_dir), "RAGPIPE_SOURCE_DIR": str(corpus)}
+    secret = {DATA_CONNECTION_STRING_ENV: azurite.connection_string, AZURE_SEARCH_KEY_ENV: search.admin_key}
+    configure_launch(tmp_path, monkeypatch, kube, postgres_url, settings_env, secret)
+
+    with DagsterInstance.get() as instance:
+        run = launch(instance, "ingest")
+        wait_for_run_worker(instance, run.run_id, kube, timeout_s=STEPS_RUN_TIMEOUT_S)
+        assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.SUCCESS, kube.logs()
+        steps = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id).step_keys_to_execute
+        index = instance.get_latest_materialization_event(AssetKey("vector_index")).asset_materialization
+
+    step_jobs = [job for job in kube.created_jobs
+                 if job["metadata"]["labels"]["app.kubernetes.io/component"] == "step_worker"]
+    by_op = {job["metadata"]["labels"]["dagster/op"]: job for job in step_jobs}
+    assert len(step_jobs) == len(steps) and sorted(by_op) == sorted(steps) and "embeddings" in steps
+    for op, job in by_op.items():
+        assert job["metadata"]["labels"]["dagster/run-id"] == run.run_id
+        pod = job["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        assert container["args"][:3] == ["dagster", "api", "execute_step"]
+        assert {"secretRef": {"name": SETTINGS_SECRET}} in container["envFrom"]
+        env = {variable["name"]: variable.get("value") for variable in container["env"]}
+        assert {name: env[name] for name in settings_env} == settings_env, op
+        requests, limits = container["resources"]["requests"], container["resources"]["limits"]
+        tolerated = {toleration["key"] for toleration in pod.get("tolerations", [])}
+        if op == "embeddings":
+            assert (requests[GPU_RESOURCE], limits[GPU_RESOURCE]) == ("1", "1")
+            assert pod["nodeSelector"] == {POOL_LABEL: "gpu"} and GPU_TAINT_KEY in tolerated
+        else:
+            assert GPU_RESOURCE not in requests and GPU_RESOURCE not in limits, op
+            assert pod["nodeSelector"] == {POOL_LABEL: "cpu"} and GPU_TAINT_KEY not in tolerated, op
+
+    secret_values = [*secret.values(), ACCOUNT_KEY]
+    bodies, stored = json.dumps(kube.created_jobs), postgres_text(postgres_url)
+    assert run.run_id in stored and ("PIPELINE_SUCCESS", None) in postgres_events(postgres_url, run.run_id)
+    assert not [value for value in secret_values if value in bodies or value in stored]
+
+    collection = index.metadata["collection"].value
+    documents = search.indexes[index_name(collection)].documents
+    assert len(documents) == index.metadata["points"].value > 0
+    assert {document["source"] for document in documents.values()} == {
+        path.as_uri() for path in corpus.rglob("*") if path.is_file()}
+    prefix = urlsplit(data_url).path.strip("/")
+    assert blob_names(azurite, f"{data_url}/storage") == sorted(f"{prefix}/storage/{step}" for step in steps)
+    batches = blob_names(azurite, f"{data_url}/staging/{run.run_id}")
+    staged = {name.split("/")[3] for name in batches if name.endswith(".jsonl")}  # <prefix>/staging/<run>/<step>/
+    assert staged == set(steps) - {"vector_index", "quarantine"}  # each stage's batches, read by the next pod
+    assert not data_dir.exists()
 
 
 def test_deleting_a_job_and_its_pods_stops_the_process(kube, tmp_path):
