@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from dagster import ConfigurableResource
@@ -88,15 +88,18 @@ class Staging(ConfigurableResource):
             with path.open("r", encoding="utf-8") as handle:
                 yield [json.loads(line) for line in handle]
 
-    def prune(self, current_run_id: str) -> None:
+    def prune(self, current_run_id: str, running: Callable[[str], bool]) -> None:
         """Drop staged batches of all but the ``keep_runs`` most recently active runs, ordered by
         the time the store gives their activity markers (one clock, whichever pod wrote them); a
-        run without a marker counts as the oldest."""
+        run without a marker counts as the oldest. A run still ``running`` is never dropped: the
+        shards of a backfill may outnumber ``keep_runs``."""
         root = self._path(self.root)
         if not root.is_dir():
             return
         runs = [run for run in root.iterdir() if run.is_dir() and run.name != current_run_id]
         for stale in sorted(runs, key=_last_active, reverse=True)[max(self.keep_runs - 1, 0):]:
+            if running(stale.name):
+                continue
             with contextlib.suppress(FileNotFoundError):  # another run pruned it first
                 stale.rmdir(recursive=True)
 

@@ -90,7 +90,7 @@ def test_write_read_and_prune_by_the_stores_activity_times(location):
     assert [batch.name for batch in path_of(location, again.paths[0]).parent.iterdir()] == ["batch-00000.jsonl"]
     assert list(staging.read(again)) == [[{"run": "run-c", "n": 0}]]
 
-    staging.prune("run-d")  # keeps the two most recently active runs besides the current one
+    staging.prune("run-d", running=lambda run_id: False)  # keeps the two most recently active besides run-d
 
     assert [record for batch in staging.read(manifests["run-a"]) for record in batch] == [
         {"run": "run-a", "n": n} for n in range(3)]
@@ -98,5 +98,8 @@ def test_write_read_and_prune_by_the_stores_activity_times(location):
         next(staging.read(manifests["run-b"]))
     root = path_of(location, location["root"])
     assert sorted(run.name for run in root.iterdir()) == ["run-a", "run-c"]
-    staging.prune("run-d")  # nothing more to drop
+    staging.prune("run-d", running=lambda run_id: False)  # nothing more to drop
     assert sorted(run.name for run in root.iterdir()) == ["run-a", "run-c"]
+    # More runs at once (shards) than kept runs: the running ones stay.
+    staging.model_copy(update={"keep_runs": 1}).prune("run-d", running=lambda run_id: run_id == "run-a")
+    assert sorted(run.name for run in root.iterdir()) == ["run-a"]

@@ -93,15 +93,17 @@ def _finish(context: AssetExecutionContext, manifest: Manifest, report: stages.S
     return Output(manifest, metadata=metadata)
 
 
+def _run_state(context: AssetExecutionContext, run_id: str) -> bool | None:
+    """Whether the run has finished; None for a run this instance does not know."""
+    run = context.instance.get_run_by_id(run_id)
+    return None if run is None else run.is_finished
+
+
 def _hold_writer_lease(context: AssetExecutionContext, ledger: Ledger, collection: str, wait_s: float) -> None:
     """One writer per collection and shard: wait for the run writing it, or fail naming that run."""
-
-    def finished(run_id: str) -> bool:
-        run = context.instance.get_run_by_id(run_id)
-        return run is not None and run.is_finished
-
     try:
-        ledger.acquire_lease(collection, context.run_id, wait_s, finished, stages.shard_of_run(context))
+        ledger.acquire_lease(collection, context.run_id, wait_s, lambda run_id: _run_state(context, run_id) is True,
+                             stages.shard_of_run(context))
     except LeaseHeld as error:
         raise Failure(description=str(error)) from None
 
@@ -149,7 +151,7 @@ def raw_documents(
     run_id, shard = stages.logical_run_id(context), stages.shard_of_run(context)
     named = sorted({*config.upsert, *config.delete}) if config.targeted else None
     repair = stages.repair_index(vector_store, ledger, collection, version, run_id, named, shard)
-    staging.prune(context.run_id)
+    staging.prune(context.run_id, running=lambda run_id: _run_state(context, run_id) is False)
     writer = staging.writer("raw_documents", context.run_id)
     # A namespace is a golden set's: it is built from the golden set's own corpus.
     corpus = golden_corpus if ingestion_settings.namespace else source
