@@ -38,7 +38,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from rank_bm25 import BM25Okapi
 
-from tests.contract_http import JsonHandler, serving
+from tests.contract_http import JsonHandler, Routes, serving
 
 API_VERSION = "2026-04-01"
 MAX_BATCH_ACTIONS = 1000
@@ -640,25 +640,23 @@ class _Fault:
     retry_after: float
 
 
-ROUTES: list[tuple[str, re.Pattern, str]] = [
-    (method, re.compile(f"^{pattern}$"), handler) for method, pattern, handler in [
-        ("POST", r"/indexes", "create_index"),
-        ("GET", r"/indexes", "list_indexes"),
-        ("PUT", r"/indexes\('(?P<name>[^']*)'\)", "put_index"),
-        ("GET", r"/indexes\('(?P<name>[^']*)'\)", "get_index"),
-        ("DELETE", r"/indexes\('(?P<name>[^']*)'\)", "delete_index"),
-        ("GET", r"/indexes\('(?P<name>[^']*)'\)/search\.stats", "index_stats"),
-        ("POST", r"/indexes\('(?P<name>[^']*)'\)/docs/search\.index", "index_documents"),
-        ("GET", r"/indexes\('(?P<name>[^']*)'\)/docs/\$count", "count_documents"),
-        ("GET", r"/indexes\('(?P<name>[^']*)'\)/docs\('(?P<key>(?:[^']|'')*)'\)", "get_document"),
-        ("POST", r"/indexes\('(?P<name>[^']*)'\)/docs/search\.post\.search", "search_documents"),
-        ("POST", r"/aliases", "create_alias"),
-        ("GET", r"/aliases", "list_aliases"),
-        ("PUT", r"/aliases\('(?P<name>[^']*)'\)", "put_alias"),
-        ("GET", r"/aliases\('(?P<name>[^']*)'\)", "get_alias"),
-        ("DELETE", r"/aliases\('(?P<name>[^']*)'\)", "delete_alias"),
-    ]
-]
+ROUTES = Routes([
+    ("POST", r"/indexes", "create_index"),
+    ("GET", r"/indexes", "list_indexes"),
+    ("PUT", r"/indexes\('(?P<name>[^']*)'\)", "put_index"),
+    ("GET", r"/indexes\('(?P<name>[^']*)'\)", "get_index"),
+    ("DELETE", r"/indexes\('(?P<name>[^']*)'\)", "delete_index"),
+    ("GET", r"/indexes\('(?P<name>[^']*)'\)/search\.stats", "index_stats"),
+    ("POST", r"/indexes\('(?P<name>[^']*)'\)/docs/search\.index", "index_documents"),
+    ("GET", r"/indexes\('(?P<name>[^']*)'\)/docs/\$count", "count_documents"),
+    ("GET", r"/indexes\('(?P<name>[^']*)'\)/docs\('(?P<key>(?:[^']|'')*)'\)", "get_document"),
+    ("POST", r"/indexes\('(?P<name>[^']*)'\)/docs/search\.post\.search", "search_documents"),
+    ("POST", r"/aliases", "create_alias"),
+    ("GET", r"/aliases", "list_aliases"),
+    ("PUT", r"/aliases\('(?P<name>[^']*)'\)", "put_alias"),
+    ("GET", r"/aliases\('(?P<name>[^']*)'\)", "get_alias"),
+    ("DELETE", r"/aliases\('(?P<name>[^']*)'\)", "delete_alias"),
+])
 
 
 class AzureSearchContractServer:
@@ -736,20 +734,19 @@ class AzureSearchContractServer:
                 error = ServiceError(413, f"The request is too large. The maximum request size is "
                                           f"{MAX_REQUEST_BYTES} bytes.", "RequestEntityTooLarge")
                 return 413, error.body(), {}
-            for route_method, pattern, name in ROUTES:
-                match = pattern.match(path)
-                if match and route_method == method:
-                    try:
-                        body = json.loads(raw) if raw else {}
-                    except ValueError:
-                        return 400, ServiceError(400, "The request is invalid. Details: The request body is not "
-                                                      "valid JSON.").body(), {}
-                    params = match.groupdict()
-                    try:
-                        status, payload = getattr(self, name)(body=body, query=query, **params)
-                    except ServiceError as error:
-                        return error.status, error.body(), {}
-                    return status, payload, {}
+            route = ROUTES.match(method, path)
+            if route is not None:
+                name, params = route
+                try:
+                    body = json.loads(raw) if raw else {}
+                except ValueError:
+                    return 400, ServiceError(400, "The request is invalid. Details: The request body is not "
+                                                  "valid JSON.").body(), {}
+                try:
+                    status, payload = getattr(self, name)(body=body, query=query, **params)
+                except ServiceError as error:
+                    return error.status, error.body(), {}
+                return status, payload, {}
             return 404, ServiceError(404, f"contract server: no route for {method} {path}").body(), {}
 
     def _authenticate(self, headers: Any) -> ServiceError | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
+import re
 import ssl
 import threading
 from collections.abc import Iterator
@@ -13,6 +14,22 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+
+class Routes:
+    """A server's REST surface: (method, path pattern, handler name) rows, each pattern
+    matched against the whole path."""
+
+    def __init__(self, table: list[tuple[str, str, str]]):
+        self._routes = [(method, re.compile(f"^{pattern}$"), name) for method, pattern, name in table]
+
+    def match(self, method: str, path: str) -> tuple[str, dict[str, str]] | None:
+        """The handler name and path parameters of the first row that matches, if any."""
+        for route_method, pattern, name in self._routes:
+            found = pattern.match(path)
+            if found and route_method == method:
+                return name, found.groupdict()
+        return None
 
 
 class JsonHandler(BaseHTTPRequestHandler):

@@ -53,7 +53,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import kubernetes_validate
 
-from tests.contract_http import JsonHandler, self_signed, serving
+from tests.contract_http import JsonHandler, Routes, self_signed, serving
 
 KUBERNETES_VERSION = "1.37.0"
 JOB_NAME_LABELS = ("job-name", "batch.kubernetes.io/job-name")
@@ -225,16 +225,15 @@ class KubeApiServer:
             try:
                 if headers.get("Authorization") != f"Bearer {self.token}":
                     raise ApiError(401, "Unauthorized", "Unauthorized")
-                for route_method, pattern, name in ROUTES:
-                    match = pattern.match(path)
-                    if match and route_method == method:
-                        namespace = match.group("ns")
-                        if namespace not in self._store.namespaces:
-                            raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found')
-                        params = {key: values[0] for key, values in query.items()}
-                        body = json.loads(raw) if raw else {}
-                        return getattr(self, name)(body, params, **match.groupdict())
-                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                route = ROUTES.match(method, path)
+                if route is None:
+                    raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                name, arguments = route
+                if arguments["ns"] not in self._store.namespaces:
+                    raise ApiError(404, "NotFound", f'namespaces "{arguments["ns"]}" not found')
+                params = {key: values[0] for key, values in query.items()}
+                body = json.loads(raw) if raw else {}
+                return getattr(self, name)(body, params, **arguments)
             except ApiError as error:
                 return error.code, error.body()
 
@@ -504,18 +503,16 @@ def _signal(process: subprocess.Popen, signum: int) -> None:
             pass
 
 
-ROUTES: list[tuple[str, re.Pattern, str]] = [
-    (method, re.compile(f"^{pattern}$"), handler) for method, pattern, handler in [
-        ("POST", r"/apis/batch/v1/namespaces/(?P<ns>[^/]+)/jobs", "create_job"),
-        ("GET", r"/apis/batch/v1/namespaces/(?P<ns>[^/]+)/jobs", "list_jobs"),
-        ("GET", r"/apis/batch/v1/namespaces/(?P<ns>[^/]+)/jobs/(?P<name>[^/]+)(/status)?", "read_job"),
-        ("DELETE", r"/apis/batch/v1/namespaces/(?P<ns>[^/]+)/jobs/(?P<name>[^/]+)", "delete_job"),
-        ("GET", r"/api/v1/namespaces/(?P<ns>[^/]+)/pods", "list_pods"),
-        ("GET", r"/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)", "read_pod"),
-        ("DELETE", r"/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)", "delete_pod"),
-        ("GET", r"/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)/log", "read_pod_log"),
-    ]
-]
+ROUTES = Routes([
+    ("POST", r"/apis/batch/v1/namespaces/(?P<ns>[^/]+)/jobs", "create_job"),
+    ("GET", r"/apis/batch/v1/namespaces/(?P<ns>[^/]+)/jobs", "list_jobs"),
+    ("GET", r"/apis/batch/v1/namespaces/(?P<ns>[^/]+)/jobs/(?P<name>[^/]+)(/status)?", "read_job"),
+    ("DELETE", r"/apis/batch/v1/namespaces/(?P<ns>[^/]+)/jobs/(?P<name>[^/]+)", "delete_job"),
+    ("GET", r"/api/v1/namespaces/(?P<ns>[^/]+)/pods", "list_pods"),
+    ("GET", r"/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)", "read_pod"),
+    ("DELETE", r"/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)", "delete_pod"),
+    ("GET", r"/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)/log", "read_pod_log"),
+])
 
 
 class _Handler(JsonHandler):
