@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from rank_bm25 import BM25Okapi
 
@@ -912,24 +911,8 @@ class _Handler(JsonHandler):
     server_state: AzureSearchContractServer
 
     def _answer(self) -> None:
-        url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else None
-        status, payload, headers = self.server_state.handle(self.command, unquote(url.path),
-                                                            parse_qs(url.query), self.headers, raw)
-        if isinstance(payload, str):  # $count answers a bare number
-            data = payload.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        elif payload is None:
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-        else:
-            self.send_json(status, payload, headers)
+        path, query, raw = self.read_request()
+        self.send_payload(*self.server_state.handle(self.command, path, query, self.headers, raw))
 
     do_GET = do_PUT = do_POST = do_DELETE = _answer
 

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 
 class Routes:
@@ -37,14 +38,32 @@ class JsonHandler(BaseHTTPRequestHandler):
     recorded, not on its log."""
 
     def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
+        self._send(status, json.dumps(payload).encode(), "application/json", headers)
+
+    def send_payload(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        """JSON; a str as plain text (counts, logs); None as an empty body."""
+        if payload is None:
+            self._send(status, b"", None, headers)
+        elif isinstance(payload, str):
+            self._send(status, payload.encode(), "text/plain", headers)
+        else:
+            self.send_json(status, payload, headers)
+
+    def _send(self, status: int, data: bytes, content_type: str | None, headers: dict[str, str] | None) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        if content_type:
+            self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+    def read_request(self) -> tuple[str, dict[str, list[str]], bytes | None]:
+        """The request's path (unquoted), query and raw body (None when empty)."""
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        return unquote(url.path), parse_qs(url.query), self.rfile.read(length) if length else None
 
     def read_json(self) -> Any:
         length = int(self.headers.get("Content-Length") or 0)

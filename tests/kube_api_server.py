@@ -49,7 +49,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import kubernetes_validate
 
@@ -519,19 +518,7 @@ class _Handler(JsonHandler):
     server_state: KubeApiServer
 
     def _answer(self) -> None:
-        url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else None
-        status, payload = self.server_state.handle(self.command, unquote(url.path), parse_qs(url.query),
-                                                   self.headers, raw)
-        if isinstance(payload, str):  # pod logs are plain text
-            data = payload.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        else:
-            self.send_json(status, payload)
+        path, query, raw = self.read_request()
+        self.send_payload(*self.server_state.handle(self.command, path, query, self.headers, raw))
 
     do_GET = do_POST = do_DELETE = _answer
