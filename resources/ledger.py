@@ -46,6 +46,7 @@ documents = sa.Table(
     sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+bucket_index = sa.Index("ix_documents_version_bucket", documents.c.index_version, documents.c.bucket)
 # What decided each quarantine (side tables, so ledgers created before them need no migration).
 quarantine_details = sa.Table(
     "quarantine_details",
@@ -530,11 +531,15 @@ _SCHEMA_LOCK = 0x72616770  # "ragp": the advisory lock that serialises schema cr
 
 def _migrate(connection) -> None:
     """Bring a ledger created by an earlier release up to this schema: ``documents`` gains
-    ``bucket``, filled from each row's source (idempotent, so an interrupted fill resumes)."""
-    if "bucket" not in {column["name"] for column in sa.inspect(connection).get_columns("documents")}:
+    ``bucket``, filled from each row's source. PostgreSQL adds and fills it in the caller's one
+    transaction; SQLite's driver commits DDL on its own, so there an interrupted fill resumes
+    from the rows still without a bucket (a scan only local ledgers pay on start)."""
+    added = "bucket" not in {column["name"] for column in sa.inspect(connection).get_columns("documents")}
+    if added:
         connection.execute(sa.text("ALTER TABLE documents ADD COLUMN bucket INTEGER"))
-    connection.execute(sa.text(
-        "CREATE INDEX IF NOT EXISTS ix_documents_version_bucket ON documents (index_version, bucket)"))
+        bucket_index.create(connection)
+    if not (added or connection.dialect.name == "sqlite"):
+        return
     while sources := connection.execute(sa.select(documents.c.source).where(documents.c.bucket.is_(None))
                                          .distinct().limit(KEYS_PER_QUERY)).scalars().all():
         connection.execute(
