@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 from assets.ingestion.changes import (
@@ -53,6 +53,7 @@ from core.types import (
     UnlistedPart,
     failure_reason,
 )
+from resources.devices import GPU_BATCH_SIZES
 from resources.staging import BatchWriter
 
 SCAN_BATCH = 500  # listed items whose ledger rows are looked up in one go
@@ -286,6 +287,9 @@ def scan_targets(source, ledger, version: str, max_bytes: int, writer: BatchWrit
     return scan
 
 
+EMBEDDING_GROUP = max(size for _, size in GPU_BATCH_SIZES)  # chunks per embedding call
+
+
 def _batched(items: Iterable, size: int) -> Iterator[list]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
@@ -412,9 +416,11 @@ def embed_stage(batches, writer: BatchWriter, embedder, vector_store, ledger, co
                 version: str) -> StageReport:
     """Embed each distinct chunk text once. Vectors already stored for the same content (the
     same document at another source) are reused, and so are those an unfinished run computed:
-    they are kept in the ledger's cache, by text, until the index stage completes."""
+    they are kept in the ledger's cache, by text, until the index stage completes. Staged
+    batches are regrouped into ``EMBEDDING_GROUP`` chunks, so that a GPU gets its full batch
+    and the model's length sort has many texts to bucket."""
     report = StageReport()
-    for batch in batches:
+    for batch in _batched(chain.from_iterable(batches), EMBEDDING_GROUP):
         holders = ledger.holders(version, {c["payload"]["doc_id"] for c in batch})
         stored = _stored_vectors(batch, vector_store, collection, holders)
         keys = [hashlib.sha256(c["payload"]["text"].encode()).hexdigest() for c in batch]
