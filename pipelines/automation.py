@@ -125,22 +125,19 @@ def build_schedules(job, reconcile_cron: str, incremental_cron: str,
         "incremental": (incremental_cron, ("Frequent reconcile for sources without events: unchanged "
                                            "documents cost only their listing entry.")),
     }
-    if shards == 1:
-        return [
-            ScheduleDefinition(name=f"{name}_schedule", job=job, cron_schedule=cron, default_status=default_status,
-                               description=description, tags={TRIGGER_TAG: name})
-            for name, (cron, description) in purposes.items() if cron
-        ]
-    return [_every_shard(job, name, cron, description, default_status, shards)
+    return [_schedule(job, name, cron, description, default_status, shards)
             for name, (cron, description) in purposes.items() if cron]
 
 
-def _every_shard(job, name: str, cron: str, description: str, default_status: DefaultScheduleStatus,
-                 shards: int):
+def _schedule(job, name: str, cron: str, description: str, default_status: DefaultScheduleStatus, shards: int):
+    """The schedule of one purpose: each tick requests one run, or with shards one per shard."""
+    if shards > 1:
+        description += f" Every one of the {shards} shards, as parallel runs."
+
     @schedule(name=f"{name}_schedule", job=job, cron_schedule=cron, default_status=default_status,
-              description=f"{description} Every one of the {shards} shards, as parallel runs.")
-    def every_shard(context: ScheduleEvaluationContext):
+              description=description)
+    def each_tick(context: ScheduleEvaluationContext):
         tick = f"{name}-{context.scheduled_execution_time:%Y%m%dT%H%M}"
         return shard_requests(shards, tick, {TRIGGER_TAG: name})
 
-    return every_shard
+    return each_tick

@@ -220,7 +220,7 @@ class Settings:
     @property
     def storage_root(self) -> str:
         """Dagster step outputs: beside the local instance, or on the shared storage."""
-        return f"{self.data_url.rstrip('/')}/storage" if self.data_url else str(self.dagster_home / "storage")
+        return f"{self.data_root}/storage" if self.data_url else str(self.dagster_home / "storage")
 
     @property
     def golden_set_path(self) -> Path:

@@ -15,31 +15,24 @@ import re
 import shlex
 from dataclasses import fields
 from pathlib import Path
+from types import SimpleNamespace
 
-import kubernetes
-import kubernetes_validate
 import pytest
 import sqlalchemy
 import yaml
 from dagster._config import process_config
 from dagster_k8s import K8sRunLauncher
 from dagster_k8s.container_context import K8sContainerContext
-from dagster_k8s.job import (
-    DagsterK8sJobConfig,
-    UserDefinedDagsterK8sConfig,
-    construct_dagster_k8s_job,
-    get_user_defined_k8s_config,
-)
+from dagster_k8s.job import UserDefinedDagsterK8sConfig
 from dagster_postgres.utils import get_conn_string
 
 from assets.placement import GPU_RESOURCE, GPU_STEP, GPU_TAINT_KEY, HEAVY_CPU_STEP, LIGHT_CPU_STEP, POOL_LABEL
 from pipelines.instance import COLLECTION_TAG
 from pipelines.settings import Settings
+from tests.k8s_jobs import step_job, validate
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 SPOT_TAINT = ("kubernetes.azure.com/scalesetpriority", "spot", "NoSchedule")
-# The Kubernetes versions to validate against: the oldest kubernetes-validate ships and the newest.
-K8S_VERSIONS = sorted({"1.34.0", kubernetes_validate.utils.latest_version()})
 # Words in a variable name that make its value a secret: such variables come from a Secret.
 SECRET_WORDS = ("KEY", "PASSWORD", "SECRET", "TOKEN", "SALT", "CONNECTION_STRING", "LEDGER_URL")
 
@@ -60,11 +53,6 @@ def env(code_location) -> dict[str, dict]:
     return {item["name"]: item for item in code_location["env"]}
 
 
-def validate_manifest(manifest: dict) -> None:
-    for version in K8S_VERSIONS:
-        kubernetes_validate.validate(manifest, version, strict=True)
-
-
 # --- Kubernetes manifests ------------------------------------------------------------------
 
 def test_every_manifest_in_deploy_validates():
@@ -72,7 +60,7 @@ def test_every_manifest_in_deploy_validates():
                  for document in yaml.safe_load_all(path.read_text()) if document]
     assert manifests, "deploy/k8s holds the namespace manifest"
     for manifest in manifests:
-        validate_manifest(manifest)
+        validate(manifest)
 
 
 def test_namespace_is_the_one_runs_launch_into(values):
@@ -196,26 +184,22 @@ def location_context(values, code_location) -> K8sContainerContext:
     }})
 
 
-def step_job(launcher_context, location_context, tags: dict) -> dict:
+def values_step_job(launcher_context, location_context, values, tags: dict) -> dict:
     """The step Job the k8s job executor would create for a step with these op tags (a step's
     tags arrive as strings: Dagster serialises dict-valued op tags to JSON)."""
-    step_tags = {key: json.dumps(value) for key, value in tags.items()}
-    context = launcher_context.merge(location_context).merge(
-        K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(step_tags)))
-    job = construct_dagster_k8s_job(
-        DagsterK8sJobConfig(job_image="ragpipeacr.azurecr.io/ragpipe:test-cuda", dagster_home="/opt/dagster/dagster_home",
-                            instance_config_map="ragpipe-dagster-instance",
-                            postgres_password_secret="ragpipe-dagster-postgresql"),
-        args=["dagster", "api", "execute_step"], job_name="dagster-step-test", pod_name="dagster-step-test",
-        component="step_worker", user_defined_k8s_config=context.run_k8s_config)
-    return kubernetes.client.ApiClient().sanitize_for_serialization(job)
+    launcher = SimpleNamespace(job_image=None, dagster_home="/opt/dagster/dagster_home",
+                               instance_config_map="ragpipe-dagster-instance",
+                               postgres_password_secret=values["global"]["postgresqlSecretName"])
+    return step_job(launcher_context.merge(location_context), {key: json.dumps(value) for key, value in tags.items()},
+                    "ragpipeacr.azurecr.io/ragpipe:test-cuda", launcher, name="dagster-step-test",
+                    args=["dagster", "api", "execute_step"])
 
 
 @pytest.mark.parametrize("tags, pool", [(GPU_STEP, "gpu"), (HEAVY_CPU_STEP, "cpu"), (LIGHT_CPU_STEP, "cpu")],
                          ids=["gpu", "heavy-cpu", "light-cpu"])
-def test_step_jobs_from_the_values_land_on_their_pool(launcher_context, location_context, tags, pool):
-    job = step_job(launcher_context, location_context, tags)
-    validate_manifest(job)
+def test_step_jobs_from_the_values_land_on_their_pool(launcher_context, location_context, values, tags, pool):
+    job = values_step_job(launcher_context, location_context, values, tags)
+    validate(job)
     pod = job["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {POOL_LABEL: pool}
     tolerated = {(toleration["key"], toleration.get("effect")) for toleration in pod.get("tolerations", [])}
@@ -229,8 +213,9 @@ def test_step_jobs_from_the_values_land_on_their_pool(launcher_context, location
     assert job["spec"]["template"]["metadata"]["labels"]["azure.workload.identity/use"] == "true"
 
 
-def test_step_pods_run_as_the_image_user_on_a_read_only_root(launcher_context, location_context, dockerfile):
-    job = step_job(launcher_context, location_context, GPU_STEP)
+def test_step_pods_run_as_the_image_user_on_a_read_only_root(launcher_context, location_context, values,
+                                                             dockerfile):
+    job = values_step_job(launcher_context, location_context, values, GPU_STEP)
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     uid, gid = (int(part) for part in dockerfile["runtime"]["USER"][0].split(":"))
