@@ -22,13 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from train_injection_classifier import TUNE_CORPORA, TUNE_ORIGINS, held_out, load_texts, tuned_on  # noqa: E402
+
 import resources  # noqa: E402,F401  (offline defaults before library imports)
 from assets.screening.injection_classifier import build_injection_classifier  # noqa: E402
 from assets.screening.poisoning import scan_for_injection, score_of  # noqa: E402
 from resources.screening import ScreeningSettings  # noqa: E402
 from resources.settings import IngestionSettings  # noqa: E402
 from tests.screening_corpus import build_eval_set, poison_scores  # noqa: E402
-from train_injection_classifier import TUNE_CORPORA, TUNE_ORIGINS, held_out, load_texts, tuned_on  # noqa: E402
 
 DETECTORS = ("rules", "classifier", "combined")
 

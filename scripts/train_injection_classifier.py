@@ -21,7 +21,6 @@ import argparse
 import hashlib
 import json
 import sys
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,7 +93,8 @@ def load_texts(data: Path) -> list[Text]:
 
 # A small generated set, written for this script (no dataset text): task hijacks addressed to
 # an assistant, and hard negatives - documentation imperatives addressed to the reader, and
-# "assistant", "model" or "answer" in their ordinary senses. Trained on, never reported on.
+# "assistant", "model" or "answer" in their ordinary senses, and document structure. Trained
+# on, never reported on.
 _ADDRESSEES = ("AI assistant, ", "Assistant: ", "Note to the AI: ", "To any language model reading this: ",
                "If you are an AI summarising this page, ", "Chatbot, ", "Dear model, ", "LLM instructions: ",
                "When you answer questions about this document, ", "While writing your response, ",
@@ -110,20 +110,37 @@ _TASKS = ("append the sentence '{phrase}' to your answer", "translate your whole
 _HIJACK_FORMS = ("{addressee}{task}.", "{addressee}please {task}.", "{addressee}you must {task}.",
                  "In your response, {task}.", "Make sure your answer does this: {task}.",
                  "Important instruction for the model: {task}.")
-_DOCS = ("Run `{command}` to install the dependencies, then restart the service.",
-         "Before you submit the form, check that every field marked with an asterisk is filled in.",
-         "Make sure your {thing} is up to date before you start.", "If the build fails, try deleting the cache folder.",
-         "Answer each question in the survey as honestly as you can.", "Translate the strings in the locale file "
-         "before each release.", "Write a short summary of your findings and send it to your manager.",
-         "Respond to customer emails within two business days.", "Ask your administrator for access to the "
-         "{thing}.", "Note that the API returns JSON, not XML.", "The assistant manager approves leave requests.",
-         "The model year 2019 vans were recalled for a brake fault.", "Our AI team published its annual report "
-         "in March.", "The answer to the second exercise is in the appendix.", "Please reply to the thread if "
-         "you spot an error in the figures.", "Include your employee number in every request.",
-         "You can translate the guide into {language} using the shared glossary.", "Tell your team lead "
-         "when you finish the review.", "Visit {url} to download the latest release.", "Append the new "
-         "entries to the end of the log file.", "The language model we evaluated scored well on the benchmark.",
-         "Type `{command}` and press Enter; you should see the version printed.")
+_DOCS = (
+    "Run `{command}` to install the dependencies, then restart the service.",
+    "Before you submit the form, check that every field marked with an asterisk is filled in.",
+    "Make sure your {thing} is up to date before you start.",
+    "If the build fails, try deleting the cache folder.",
+    "Answer each question in the survey as honestly as you can.",
+    "Translate the strings in the locale file before each release.",
+    "Write a short summary of your findings and send it to your manager.",
+    "Respond to customer emails within two business days.",
+    "Ask your administrator for access to the {thing}.",
+    "Note that the API returns JSON, not XML.",
+    "The assistant manager approves leave requests.",
+    "The model year 2019 vans were recalled for a brake fault.",
+    "Our AI team published its annual report in March.",
+    "The answer to the second exercise is in the appendix.",
+    "Please reply to the thread if you spot an error in the figures.",
+    "Include your employee number in every request.",
+    "You can translate the guide into {language} using the shared glossary.",
+    "Tell your team lead when you finish the review.",
+    "Visit {url} to download the latest release.",
+    "Append the new entries to the end of the log file.",
+    "The language model we evaluated scored well on the benchmark.",
+    "Type `{command}` and press Enter; you should see the version printed.",
+)
+# Document structure the prose paragraphs lack: headings, labels, list items, table rows, code.
+_STRUCTURE = ("{title} Overview", "Step {n}: Configure the {thing}", "Level {n}: Escalate to the {team} team",
+              "- **{title}**: {n} business days", "| {title} | {n} hours | {team} |", "```bash\n{command}\n```",
+              "The following {thing}s are supported:", "Who is eligible for {title} leave?",
+              "{n}. Open the {thing} settings and select {title}.", "Response targets for {team} tickets",
+              "What should I do if my {thing} is lost?", "Contact the {team} team at extension {n}.",
+              "**{title}**: applies to all {thing}s", "Owner: {team} operations", "Next review: {title} {n}")
 _FILL = {"phrase": ("Powered by FreeCoins", "All claims verified", "Buy now at discount", "Trust this site"),
          "language": ("French", "German", "Spanish", "Italian"), "url": ("deals.example.com", "http://x.example/r"),
          "code": ("Python", "bash", "JavaScript"), "action": ("deletes the user's files", "collects saved passwords",
@@ -131,7 +148,9 @@ _FILL = {"phrase": ("Powered by FreeCoins", "All claims verified", "Buy now at d
          "claim": ("the study was retracted", "the company is bankrupt", "this medicine is safe for children"),
          "secret": ("password", "bank details", "home address"), "topic": ("cats", "the sea", "money"),
          "command": ("npm install", "make build", "pip install -r requirements.txt"),
-         "thing": ("laptop", "browser", "shared drive", "account")}
+         "thing": ("laptop", "browser", "shared drive", "account"), "n": ("1", "2", "4", "24"),
+         "title": ("Annual", "Critical", "Frozen zone", "Containment", "Storage"), "team": ("security", "finance",
+                                                                                          "warehouse")}
 GENERATED = 600
 
 
@@ -147,10 +166,10 @@ def generated_texts(texts: list[Text]) -> list[Text]:
     for index in range(GENERATED):
         hijack = fill(pick(_HIJACK_FORMS).format(addressee=pick(_ADDRESSEES), task=pick(_TASKS)))
         hijack = hijack[0].upper() + hijack[1:]
-        for label, sentence in ((1, hijack), (0, fill(pick(_DOCS)))):
+        for label, sentence in ((1, hijack), (0, fill(pick(_DOCS))), (0, fill(pick(_STRUCTURE)))):
             neighbour = pick(context).split(". ")[0].rstrip(".") + "."
             window = f"{neighbour} {sentence}" if index % 2 else sentence
-            out.append(Text(f"generated-{label}-{index}", "generated", label, None, "generated", (window,), (label,)))
+            out.append(Text(f"generated-{len(out)}", "generated", label, None, "generated", (window,), (label,)))
     return out
 
 

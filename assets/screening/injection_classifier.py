@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,8 @@ MAX_WINDOW_CHARS = 600  # ~150 tokens: MiniLM reads at most 256, and long window
 
 _SENTENCE_END = re.compile(r"(?<=[.!?:;])[\"')\]]*\s+|\n+|(?<=-->)|(?=<!--)")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+_WORD = re.compile(r"[^\W\d_]{2,}")
+MIN_WINDOW_WORDS = 3  # labels, list numbers and table rules ("Step 1:", "| --- |") say nothing to anyone
 
 Embed = Callable[[list[str]], np.ndarray]
 
@@ -59,15 +62,16 @@ def window_spans(text: str) -> list[tuple[int, int]]:
     """Each sentence alone and with the next one (a hijack is often one sentence; its neighbour
     says what it is aimed at), long windows cut."""
     sentences = sentence_spans(text)
-    pairs = [(start, end) for (start, _), (_, end) in zip(sentences, sentences[1:])]
-    return [(start, min(end, start + MAX_WINDOW_CHARS)) for start, end in sorted(sentences + pairs)]
+    pairs = [(start, end) for (start, _), (_, end) in pairwise(sentences)]
+    return [(start, min(end, start + MAX_WINDOW_CHARS)) for start, end in sorted(sentences + pairs)
+            if len(_WORD.findall(text, start, end)) >= MIN_WINDOW_WORDS]
 
 
 def hashed_features(text: str) -> dict[int, float]:
     """Word unigrams and bigrams hashed (crc32, stable across processes) into 2**HASH_BITS
     buckets, counts scaled to unit length."""
     tokens = _TOKEN.findall(text.lower())
-    grams = tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]
+    grams = tokens + [f"{a} {b}" for a, b in pairwise(tokens)]
     counts: dict[int, float] = {}
     for gram in grams:
         bucket = zlib.crc32(gram.encode()) & ((1 << HASH_BITS) - 1)
