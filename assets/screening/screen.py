@@ -59,8 +59,8 @@ class Screener:
             located += hidden_text_findings(document.hidden_text)
             self._quarantine_above_threshold(located, "rules")
         texts = [document.title, *(block.text for block in document.blocks)]
-        external = self.pii_detector.detect(texts) if self.pii_detector else [()] * len(texts)
-        results = [self.pii.anonymize(text, found) for text, found in zip(texts, external, strict=True)]
+        external = self.pii_detector.detect(texts) if self.pii_detector else None
+        results = self.pii.anonymize_many(texts, external)
         counts: Counter = sum((r.counts for r in results), Counter())
         quarantined = set().union(*(r.quarantined_entities for r in results))
         if quarantined:
