@@ -95,6 +95,7 @@ def load_spacy(model_path: str, with_ner: bool):
 
 
 _THE_BEFORE = re.compile(r"(?i)\bthe\s+$")
+_OPENING = re.compile(r"(?:^|[.!?:;|]\s*|\n\s*)$")
 # Field labels and codes of forms, records and logs that small models take for organisations
 # or people ("IBAN DE71...", "SSN: ...", "Tel. ...").
 FIELD_LABELS = frozenset({
@@ -108,14 +109,18 @@ FIELD_LABELS = frozenset({
 def plausible(entity: str, text: str, start: int, end: int) -> bool:
     """Small NER models tag table cells ("SMP-00030", "6.216e+00", "order_id"), units ("km²")
     and field labels ("IBAN") as people and organisations: a name has more letters than
-    digits, no code syntax and is no field label. A person's name is capitalised and not
-    preceded by "the" ("the Danube")."""
+    digits, no code syntax and is no field label. A person's name is capitalised, not
+    preceded by "the" ("the Danube"), and a single word opening a sentence or cell is more
+    often a capitalised verb or noun ("Opens at 6 am") than a bare surname."""
     value = text[start:end]
     letters = sum(c.isalpha() for c in value)
     digits = sum(c.isdigit() for c in value)
     if letters < 2 or digits * 2 > letters or any(c in value for c in "_|\n=<>{}") or value.casefold() in FIELD_LABELS:
         return False
-    return entity != "PERSON" or (value != value.lower() and not _THE_BEFORE.search(text[max(0, start - 5):start]))
+    if entity != "PERSON":
+        return True
+    opening = " " not in value and _OPENING.search(text[max(0, start - 3):start])
+    return value != value.lower() and not opening and not _THE_BEFORE.search(text[max(0, start - 5):start])
 
 
 def spacy_entities(doc) -> list[Detection]:

@@ -41,6 +41,7 @@ _REFERENCE_CONTEXT = re.compile(
     r"(?i)\b(?:order|claim|tracking|invoice|ref|reference|serial|ticket|case|policy|id|part|model|account|acct|"
     r"iban|card|routing)\b[\W\w]{0,12}$"
 )
+_MAX_NATIONAL_DIGITS = 12  # longer without a country code: a timestamp or an id
 _PHONE_CONTEXT_WINDOW = 60  # "reach me at <an e-mail address> or on <number>"
 _DATE_LIKE = re.compile(r"\d{1,4}([/.\-])\d{1,2}\1\d{2,4}")
 _IPV4_LIKE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
@@ -96,7 +97,8 @@ def find_phone_numbers(text: str) -> list[Detection]:
         before = _before(text, match.start(), _PHONE_CONTEXT_WINDOW)
         if _NEVER_PHONE_CONTEXT.search(before):
             continue
-        context = _PHONE_CONTEXT.search(before) and not _REFERENCE_CONTEXT.search(before)
+        national_length = len(digits) <= _MAX_NATIONAL_DIGITS or core.startswith(("+", "00"))
+        context = national_length and _PHONE_CONTEXT.search(before) and not _REFERENCE_CONTEXT.search(before)
         if context or _structured_phone(core):
             found.append(Detection("PHONE_NUMBER", match.start(), match.start() + len(value), 0.85 if context else 0.6))
     return found
@@ -212,9 +214,10 @@ _SUFFIXES = (
 )
 _NAME_WORD = r"(?:[A-Z][\w'’.\-]*|[a-zà-ÿ]{1,3}|\d{1,3}(?:st|nd|rd|th))"
 _UNIT = r"(?:,?\s(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Flat|Floor|Fl\.?|Room|Piano|Piso|Appartamento|Étage|Bus|#)\s?\w{1,6})"
-_CITY = r"(?:[A-Z][\w'’.\-]+(?:\s[A-Z][\w'’.\-]+){0,2})"
+_CITY_WORD = r"[A-ZÀ-Ý][^\W\d_]+(?:[\-'’][^\W\d_]+)*"
+_CITY = rf"(?:{_CITY_WORD}(?:\s{_CITY_WORD}){{0,2}})"
 _POSTAL_TAIL = (
-    rf"(?:,\s{_CITY}(?:,\s[A-Z]{{2}})?(?:\s\d{{5}}(?:-\d{{4}})?|\s[A-Z]\d[A-Z] ?\d[A-Z]\d|\s\d{{4,6}})?(?!\d)"
+    rf"(?:,\s{_CITY}(?:,\s[A-Z]{{2}})?(?:\s\d{{5}}(?:-\d{{4}})?|\s[A-Z]\d[A-Z] ?\d[A-Z]\d|\s\d{{4,6}}|\s[A-Z]{{1,2}}\d[A-Z\d]?\s?\d[A-Z]{{2}})?(?!\d)"
     rf"|,\s\d{{2}}-\d{{3}}\s{_CITY}|,\s\d{{4}}-\d{{3}}\s{_CITY}|,\s\d{{4}}\s?[A-Z]{{2}},?\s{_CITY}|,\s\d{{4,5}}\s{_CITY}"
     rf"|,\s[A-Z]{{1,2}}\d[A-Z\d]?\s?\d[A-Z]{{2}})?"
 )
