@@ -75,23 +75,40 @@ def _lemma_as_lowercase(doc):
     return doc
 
 
-def load_spacy(model_path: str, with_ner: bool):
-    """The NER pipeline (pinned default or ``model_path``) or, without NER, a blank tokenizer;
-    both with lowercase lemmas for Presidio's context words."""
+def blank_tokenizer():
+    """spaCy's English tokenizer with lowercase lemmas, for Presidio's context words."""
     import spacy
     from spacy.language import Language
 
     if "ragpipe_lowercase_lemma" not in Language.factories:
         Language.component("ragpipe_lowercase_lemma", func=_lemma_as_lowercase)
-    if not with_ner:
-        nlp = spacy.blank("en")
-    else:
-        folder = Path(model_path) if model_path else default_model_path()
-        if not model_path:
-            verify_model(folder)
-        nlp = spacy.load(folder, exclude=_NOT_NER)
+    nlp = spacy.blank("en")
     nlp.add_pipe("ragpipe_lowercase_lemma")
     return nlp
+
+
+def load_spacy_ner(model_path: str):
+    """The tokenizer and NER component of ``model_path``, or of the pinned default package
+    once its files match their hashes."""
+    import spacy
+
+    folder = Path(model_path) if model_path else default_model_path()
+    if not model_path:
+        verify_model(folder)
+    return spacy.load(folder, exclude=_NOT_NER)
+
+
+_SENTENCE = re.compile(r"[^.!?\n|]+(?:[.!?]+|(?=[\n|])|$)")
+_LATER_CAPITAL = re.compile(r"[^\W_][^\w\n]*\s[\"'(“‘]?[A-ZÀ-Ý]")
+
+
+def name_bearing(text: str) -> list[tuple[int, int]]:
+    """The sentences, lines and table cells of ``text`` where a capitalised word follows
+    another word: the only places a name of more than one word, or a name inside a sentence,
+    can be. The rest (lowercase text, numbers, a lone capitalised opening word, which
+    ``plausible`` rejects as a person anyway) never reaches the NER model, which is most of
+    the cost of screening."""
+    return [m.span() for m in _SENTENCE.finditer(text) if _LATER_CAPITAL.search(m.group())]
 
 
 _THE_BEFORE = re.compile(r"(?i)\bthe\s+$")
@@ -125,7 +142,7 @@ def plausible(entity: str, text: str, start: int, end: int) -> bool:
 
 def spacy_entities(doc) -> list[Detection]:
     found = (Detection(MODEL_TO_ENTITY.get(ent.label_, ""), ent.start_char, ent.end_char, NER_SCORE) for ent in doc.ents)
-    return [d for d in found if d.entity and plausible(d.entity, doc.text, d.start, d.end)]
+    return [d for d in found if d.entity]
 
 
 class TransformersNer:
@@ -143,9 +160,9 @@ class TransformersNer:
     def entities(self, texts: Sequence[str]) -> Iterator[list[Detection]]:
         if not texts:
             return
-        for text, found in zip(texts, self._pipeline(list(texts), batch_size=16), strict=True):
+        for found in self._pipeline(list(texts), batch_size=16):
             detections = (
                 Detection(MODEL_TO_ENTITY.get(e["entity_group"], ""), int(e["start"]), int(e["end"]), float(e["score"]))
                 for e in found
             )
-            yield [d for d in detections if d.entity and plausible(d.entity, text, d.start, d.end)]
+            yield [d for d in detections if d.entity]

@@ -20,7 +20,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
 
-from assets.screening.ner import TransformersNer, load_spacy, spacy_entities
+from assets.screening.ner import (
+    TransformersNer,
+    blank_tokenizer,
+    load_spacy_ner,
+    name_bearing,
+    plausible,
+    spacy_entities,
+)
 from assets.screening.pii_patterns import STRUCTURED_FINDERS, find_denied
 from core.types import NER_ENTITIES, CustomRecognizer, Detection, PiiConfig
 
@@ -28,7 +35,6 @@ _LANGUAGE = "en"
 # Presidio's own recognizers for the types whose patterns are unambiguous.
 _PRESIDIO_RECOGNIZERS = ("IpRecognizer", "UsSsnRecognizer", "UsItinRecognizer", "CryptoRecognizer",
                          "MacAddressRecognizer")
-_HAS_LETTER = re.compile(r"[^\W\d_]")
 _NUMBER_GOES_ON_BEFORE = re.compile(r"\d[\-–/]$")
 _NUMBER_GOES_ON_AFTER = re.compile(r"^[\-–/]\d")
 
@@ -105,13 +111,15 @@ class PiiEngine:
 
     @cached_property
     def _nlp(self):
-        spacy_ner = self.config.ner and not self.config.transformers_model_path
-        return load_spacy(self.config.spacy_model_path, with_ner=spacy_ner)
+        return blank_tokenizer()
 
     @cached_property
-    def _transformers(self) -> TransformersNer | None:
-        return TransformersNer(self.config.transformers_model_path) if self.config.ner and \
-            self.config.transformers_model_path else None
+    def _spacy_ner(self):
+        return load_spacy_ner(self.config.spacy_model_path)
+
+    @cached_property
+    def _transformers(self) -> TransformersNer:
+        return TransformersNer(self.config.transformers_model_path)
 
     @cached_property
     def _prepared_nlp(self):
@@ -154,7 +162,7 @@ class PiiEngine:
         from presidio_analyzer.nlp_engine import NlpArtifacts
 
         docs = list(self._nlp.pipe(texts, batch_size=64))
-        ner = self._ner_entities(texts, docs)
+        ner = self._ner_entities(texts)
         results = []
         for text, doc, entities in zip(texts, docs, ner, strict=True):
             found = list(entities)
@@ -173,15 +181,23 @@ class PiiEngine:
             results.append(_resolve_overlaps(kept))
         return results
 
-    def _ner_entities(self, texts: Sequence[str], docs: list) -> list[list[Detection]]:
+    def _ner_entities(self, texts: Sequence[str]) -> list[list[Detection]]:
+        """Model entities of each text, from its name-bearing sentences in one batch."""
         if not self.config.ner:
             return [[] for _ in texts]
-        if self._transformers is None:
-            return [spacy_entities(doc) for doc in docs]
-        worth = [i for i, text in enumerate(texts) if _HAS_LETTER.search(text)]
+        pieces = [(index, start, end) for index, text in enumerate(texts) for start, end in name_bearing(text)]
+        sentences = [texts[index][start:end] for index, start, end in pieces]
+        if self.config.transformers_model_path:
+            per_sentence = self._transformers.entities(sentences)
+        else:
+            per_sentence = (spacy_entities(doc) for doc in self._spacy_ner.pipe(sentences, batch_size=64))
         found: list[list[Detection]] = [[] for _ in texts]
-        for index, entities in zip(worth, self._transformers.entities([texts[i] for i in worth]), strict=True):
-            found[index] = entities
+        for (index, start, _), entities in zip(pieces, per_sentence, strict=True):
+            text = texts[index]
+            found[index] += [
+                Detection(d.entity, d.start + start, d.end + start, d.score) for d in entities
+                if plausible(d.entity, text, d.start + start, d.end + start)
+            ]
         return found
 
     def detect(self, text: str) -> list[Detection]:
