@@ -12,6 +12,7 @@ from assets.ingestion.detection import DOCX, EPUB, ODT, PPTX, RTF
 from assets.ingestion.loaders import ParseRequest, loader
 from assets.ingestion.loaders.markup import html_table_markdown, optional_str
 from assets.ingestion.loaders.unstructured_runtime import partitioner
+from assets.screening.hidden_text import docx_without_hidden_runs, hidden_slides
 from core.types import Block, ParsedDocument, enter_heading, section_path
 
 _PARTITIONERS = {
@@ -28,8 +29,16 @@ _SKIPPED = {"Header", "Footer", "PageBreak", "PageNumber"}
 
 @loader(*_PARTITIONERS)
 def load_with_unstructured(request: ParseRequest) -> ParsedDocument:
+    """Hidden DOCX runs and hidden PPTX slides are left out of the blocks and handed on as
+    hidden text (scanned for instructions, never indexed)."""
     module, function = _PARTITIONERS[request.content_type]
-    elements = partitioner(module, function)(file=io.BytesIO(request.data))
+    data, hidden = request.data, []
+    if request.content_type == DOCX:
+        data, hidden = docx_without_hidden_runs(data)
+    elements = partitioner(module, function)(file=io.BytesIO(data))
+    if request.content_type == PPTX and (slides := hidden_slides(data)):
+        hidden = [e.text for e in elements if e.metadata.page_number in slides and e.text.strip()]
+        elements = [e for e in elements if e.metadata.page_number not in slides]
     blocks, first_title = blocks_from_elements(elements)
     title, author, date = _core_properties(request)
     return ParsedDocument(
@@ -38,6 +47,7 @@ def load_with_unstructured(request: ParseRequest) -> ParsedDocument:
         blocks=blocks,
         author=author,
         date=date,
+        hidden_text=hidden,
     )
 
 
