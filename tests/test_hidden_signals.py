@@ -8,7 +8,7 @@ import io
 import pytest
 
 from assets.ingestion.parsing import clean_document, load_document, parse_document
-from assets.screening.hidden_text import docx_without_hidden_runs, hidden_text, invisible_character_texts
+from assets.screening.hidden_text import hidden_text, invisible_character_texts
 from assets.screening.pii import PiiEngine
 from assets.screening.screen import Screener, anonymize_together, document_strings, hidden_text_findings
 from core.types import Block, Detection, ParsedDocument, PiiConfig
@@ -64,9 +64,22 @@ def test_hidden_docx_runs_are_hidden_text_not_blocks():
     indexed = document.text
     assert "Visible words." in indexed and "White header" in indexed
     assert not any(hidden in indexed for hidden in document.hidden_text)
-    plain = io.BytesIO()
-    __import__("docx").Document().save(plain)
-    assert docx_without_hidden_runs(plain.getvalue()) == (plain.getvalue(), [])
+
+
+def test_docx_picture_descriptions_are_indexed_where_the_picture_stands():
+    import docx
+    from PIL import Image
+
+    picture = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(picture, "PNG")
+    document = docx.Document()
+    document.add_paragraph("Floor plan below.")
+    document.add_picture(picture)
+    document.inline_shapes[0]._inline.docPr.set("descr", "Desk map for Jane Roe")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    assert [block.text for block in parse_document("plan.docx", buffer.getvalue()).blocks] == [
+        "Floor plan below.", "Desk map for Jane Roe"]
 
 
 def test_hidden_pptx_slides_are_hidden_text_not_blocks():

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import re
-import zipfile
 from collections.abc import Iterable
 
 from assets.screening.poisoning import invisible_characters
@@ -118,31 +117,20 @@ _WHITE_HEX = {"FFFFFF", "FFFFFFFF"}
 _TINY_DOCX_HALF_POINTS = 6  # w:sz is in half-points: below 3 pt
 
 
-def docx_without_hidden_runs(data: bytes) -> tuple[bytes, list[str]]:
-    """The DOCX with its hidden runs removed (``w:vanish``, white or below-3-pt text), and their
-    text per paragraph. The bytes come back unchanged when nothing is hidden."""
-    from lxml import etree
-
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        root = etree.fromstring(archive.read("word/document.xml"), etree.XMLParser(resolve_entities=False))
-        background = root.find(f"{_W}background")
-        white_shows = background is not None and (background.get(f"{_W}color") or "").upper() not in (*_WHITE_HEX, "AUTO")
-        fragments = []
-        for paragraph in root.iter(f"{_W}p"):
-            hidden = [run for run in paragraph.iter(f"{_W}r") if _hidden_run(run, white_shows)]
-            if text := "".join(t.text or "" for run in hidden for t in run.iter(f"{_W}t")).strip():
-                fragments.append(text)
-            for run in hidden:
-                run.getparent().remove(run)
-        if not fragments:
-            return data, []
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as rewritten:
-            for member in archive.infolist():
-                content = (etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
-                           if member.filename == "word/document.xml" else archive.read(member))
-                rewritten.writestr(member, content)
-    return buffer.getvalue(), fragments
+def remove_hidden_runs(root) -> list[str]:
+    """Remove the hidden runs (``w:vanish``, white or below-3-pt text) from a DOCX body's XML
+    tree, and return their text, one fragment per paragraph."""
+    background = root.find(f"{_W}background")
+    white_shows = background is not None and (background.get(f"{_W}color") or "").upper() not in (*_WHITE_HEX, "AUTO")
+    hidden = [run for run in root.iter(f"{_W}r") if _hidden_run(run, white_shows)]
+    by_paragraph: dict = {}
+    for run in hidden:
+        paragraph = next(run.iterancestors(f"{_W}p"), None)
+        by_paragraph.setdefault(paragraph, []).append("".join(t.text or "" for t in run.iter(f"{_W}t")))
+    for run in hidden:
+        if run.getparent() is not None:
+            run.getparent().remove(run)
+    return [text for texts in by_paragraph.values() if (text := "".join(texts).strip())]
 
 
 def _hidden_run(run, white_shows: bool) -> bool:
