@@ -154,3 +154,19 @@ def test_short_fields_are_anonymized_in_one_call_or_one_by_one(screener, monkeyp
     monkeypatch.setattr(screener.pii, "detect", lambda text: [swallowing] if "\n.\n" in text else detect(text))
     pieces, together = anonymize_together(screener.pii, ["Jo Smith", "Ann Lee"], [(), ()])
     assert len(calls) == 3 and pieces == ["Jo Smith", "Ann Lee"] and together.counts == {}
+
+
+def test_tiny_and_white_pdf_text_is_not_indexed():
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer)
+    pdf.setFont("Helvetica", 11)
+    pdf.drawString(72, 720, "Visible policy text.")
+    pdf.setFont("Helvetica", 1)
+    pdf.drawString(72, 700, "tiny words")
+    pdf.setFont("Helvetica", 11)
+    pdf.setFillColorRGB(1, 1, 1)
+    pdf.drawString(72, 680, "white words")
+    pdf.save()
+    assert parse_document("policy.pdf", buffer.getvalue()).text == "Visible policy text."

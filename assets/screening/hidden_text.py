@@ -91,7 +91,7 @@ def _hidden_pdf(data: bytes) -> list[str]:
     fragments = []
     with pdfplumber.open(io.BytesIO(data)) as pdf:
         for page in pdf.pages:
-            hidden = [char["text"] for char in page.chars if _invisible_pdf_char(char)]
+            hidden = [char["text"] for char in page.chars if is_invisible_pdf_char(char)]
             if text := "".join(hidden).strip():
                 fragments.append(text)
     return fragments
@@ -100,7 +100,8 @@ def _hidden_pdf(data: bytes) -> list[str]:
 _WHITE_PDF_COLORS = {(1,), (1, 1, 1), (0, 0, 0, 0)}  # gray, RGB, CMYK
 
 
-def _invisible_pdf_char(char: dict) -> bool:
+def is_invisible_pdf_char(char: dict) -> bool:
+    """A PDF character below 3 pt or filled white."""
     color = char.get("non_stroking_color")
     color = tuple(color) if isinstance(color, (list, tuple)) else (color,)
     return char.get("size", 12) < _TINY_PDF_FONT or color in _WHITE_PDF_COLORS
