@@ -212,7 +212,7 @@ class PiiEngine:
         return [self._apply(text, found, extra) for text, found, extra in zip(texts, detected, external, strict=True)]
 
     def anonymize(self, text: str, external: Iterable[Detection] = ()) -> PiiResult:
-        return self.anonymize_many([text], [external])[0]
+        return self._apply(text, self.detect(text), external)
 
     def _apply(self, text: str, found: list[Detection], external: Iterable[Detection]) -> PiiResult:
         from presidio_anonymizer.entities import RecognizerResult
