@@ -68,23 +68,12 @@ def verify_model(folder: Path, pinned: dict[str, str] = PINNED_SHA256) -> None:
             )
 
 
-def _lemma_as_lowercase(doc):
-    """Presidio matches context words against lemmas; the NER-only pipeline has none."""
-    for token in doc:
-        token.lemma_ = token.lower_
-    return doc
-
-
 def blank_tokenizer():
-    """spaCy's English tokenizer with lowercase lemmas, for Presidio's context words."""
+    """spaCy's English tokenizer: tokens for Presidio's context words (lowercase forms stand
+    in for lemmas)."""
     import spacy
-    from spacy.language import Language
 
-    if "ragpipe_lowercase_lemma" not in Language.factories:
-        Language.component("ragpipe_lowercase_lemma", func=_lemma_as_lowercase)
-    nlp = spacy.blank("en")
-    nlp.add_pipe("ragpipe_lowercase_lemma")
-    return nlp
+    return spacy.blank("en")
 
 
 def load_spacy_ner(model_path: str):

@@ -160,8 +160,10 @@ class PiiEngine:
     def detect_many(self, texts: Sequence[str]) -> list[list[Detection]]:
         """PII spans of each text, one span per character range, allow-listed values dropped."""
         from presidio_analyzer.nlp_engine import NlpArtifacts
+        from spacy.attrs import IDX, LOWER
 
         docs = list(self._nlp.pipe(texts, batch_size=64))
+        strings = self._nlp.vocab.strings
         ner = self._ner_entities(texts)
         results = []
         for text, doc, entities in zip(texts, docs, ner, strict=True):
@@ -170,8 +172,9 @@ class PiiEngine:
                 found += finder(text)
             found += find_denied(text, self.config.deny_list)
             if self._presidio_entities:
-                artifacts = NlpArtifacts(entities=[], tokens=doc, tokens_indices=[t.idx for t in doc],
-                                         lemmas=[t.lemma_ for t in doc], nlp_engine=self._prepared_nlp,
+                indices, lowers = doc.to_array([IDX, LOWER]).T.tolist() if len(doc) else ([], [])
+                artifacts = NlpArtifacts(entities=[], tokens=doc, tokens_indices=indices,
+                                         lemmas=[strings[key] for key in lowers], nlp_engine=self._prepared_nlp,
                                          language=_LANGUAGE)
                 presidio = [Detection(r.entity_type, r.start, r.end, r.score) for r in self._analyzer.analyze(
                     text=text, language=_LANGUAGE, entities=self._presidio_entities, nlp_artifacts=artifacts)]
