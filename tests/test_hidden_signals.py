@@ -153,7 +153,8 @@ def test_short_fields_are_anonymized_in_one_call_or_one_by_one(screener, monkeyp
     swallowing = Detection("PERSON", 3, 13, 0.9)  # a finding across the separator: "Smith ... Ann"
     monkeypatch.setattr(screener.pii, "detect", lambda text: [swallowing] if "\n.\n" in text else detect(text))
     pieces, together = anonymize_together(screener.pii, ["Jo Smith", "Ann Lee"], [(), ()])
-    assert len(calls) == 3 and pieces == ["Jo Smith", "Ann Lee"] and together.counts == {}
+    # one by one, each name is found on its own (NER runs by default)
+    assert len(calls) == 3 and pieces == ["<PERSON>", "<PERSON>"] and together.counts == {"PERSON": 2}
 
 
 def test_tiny_and_white_pdf_text_is_not_indexed():

@@ -61,7 +61,7 @@ class Screener:
         blocks, fields = document_strings(document)
         texts = [*blocks, *fields]
         external = self.pii_detector.detect(texts) if self.pii_detector else [()] * len(texts)
-        results = [self.pii.anonymize(text, found) for text, found in zip(blocks, external[:len(blocks)], strict=True)]
+        results = self.pii.anonymize_many(blocks, external[:len(blocks)])
         screened_fields, together = anonymize_together(self.pii, fields, external[len(blocks):])
         results.append(together)
         counts: Counter = sum((r.counts for r in results), Counter())
