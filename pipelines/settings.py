@@ -129,6 +129,8 @@ class Settings:
     azure_openai_api_version: str = Setting("RAGPIPE_AZURE_OPENAI_API_VERSION", "2024-10-21")
     screening_config: str = Setting("RAGPIPE_SCREENING_CONFIG", "")
     spacy_model_path: str = Setting("RAGPIPE_SPACY_MODEL_PATH", resource=ScreeningSettings)
+    transformers_model_path: str = Setting("RAGPIPE_TRANSFORMERS_NER_PATH", resource=ScreeningSettings)
+    pii_ner: bool = Setting("RAGPIPE_PII_NER", resource=ScreeningSettings)
     quarantine_rate_warn: float = Setting("RAGPIPE_QUARANTINE_RATE_WARN", resource=ScreeningSettings)
     injection_classifier: bool = Setting("RAGPIPE_INJECTION_CLASSIFIER", resource=ScreeningSettings)
     injection_threshold: float = Setting("RAGPIPE_INJECTION_THRESHOLD", resource=ScreeningSettings)

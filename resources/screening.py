@@ -26,11 +26,20 @@ class CustomRecognizerConfig(Config):
 
 
 class ScreeningSettings(ConfigurableResource):
+    """The PII policy. NER runs by default from the pinned spaCy package; ``spacy_model_path``
+    or ``transformers_model_path`` (a token-classification folder) replace it, ``pii_ner:
+    false`` turns it off. ``pii_allow_list`` values are never PII; ``pii_deny_list`` maps an
+    entity type to values that always are."""
+
     pii_actions: dict[str, str] = {}
     pii_default_action: str = "redact"
     pii_score_threshold: float = 0.4
     custom_recognizers: list[CustomRecognizerConfig] = []
     spacy_model_path: str = ""
+    transformers_model_path: str = ""
+    pii_ner: bool = True
+    pii_allow_list: list[str] = []
+    pii_deny_list: dict[str, list[str]] = {}
     pii_hash_salt: str = ""
     quarantine_rate_warn: float = 0.01
     # The learned injection layer: on by default; threshold 0 takes the one shipped with its weights.
@@ -49,7 +58,11 @@ class ScreeningSettings(ConfigurableResource):
                 CustomRecognizer(r.entity, r.pattern, tuple(r.context), r.score) for r in self.custom_recognizers
             ),
             spacy_model_path=self.spacy_model_path,
+            transformers_model_path=self.transformers_model_path,
+            ner=self.pii_ner,
             score_threshold=self.pii_score_threshold,
+            allow_list=tuple(self.pii_allow_list),
+            deny_list=tuple((entity, tuple(values)) for entity, values in sorted(self.pii_deny_list.items())),
         )
 
 

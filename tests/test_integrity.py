@@ -197,7 +197,7 @@ def test_failure_budget_counts_the_logical_run_and_known_bad_files_back_off(sett
                                                                             index_state):
     import assets.ingestion.stages as stages
 
-    real_parse, real_embed = stages.parse_document, stages.embed_stage
+    real_parse, real_embed = stages.load_document, stages.embed_stage
     crashes = iter([True])
 
     def parse_or_fail(source, data, **options):
@@ -210,7 +210,7 @@ def test_failure_budget_counts_the_logical_run_and_known_bad_files_back_off(sett
             raise ConnectionError("GPU node went away")
         return real_embed(*args, **kwargs)
 
-    monkeypatch.setattr(stages, "parse_document", parse_or_fail)
+    monkeypatch.setattr(stages, "load_document", parse_or_fail)
     monkeypatch.setattr(stages, "embed_stage", embed_crashing_once)
     monkeypatch.setenv("RAGPIPE_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("RAGPIPE_SOURCE_DIR", str(settings.source_dir))

@@ -140,14 +140,14 @@ def test_bad_inputs_become_ledger_records_and_the_rest_is_indexed(ingest, settin
 
     import assets.ingestion.stages as stages
 
-    real_parse = stages.parse_document
+    real_parse = stages.load_document
 
     def parse_or_raise(source, data, **options):
         if source.endswith("explodes.md"):
             raise RuntimeError("loader crashed")
         return real_parse(source, data, **options)
 
-    monkeypatch.setattr(stages, "parse_document", parse_or_raise)
+    monkeypatch.setattr(stages, "load_document", parse_or_raise)
     limited = replace(settings, max_document_bytes=100_000, failure_budget=0.5)
     summary = ingest(limited)
 
@@ -172,14 +172,14 @@ def test_bad_inputs_become_ledger_records_and_the_rest_is_indexed(ingest, settin
 def test_failure_budget_fails_the_run_after_recording_every_result(ingest, settings, monkeypatch, index_state):
     import assets.ingestion.stages as stages
 
-    real_parse = stages.parse_document
+    real_parse = stages.load_document
 
     def parse_some(source, data, **options):
         if source.endswith(".txt"):
             raise OSError("disk read error")
         return real_parse(source, data, **options)
 
-    monkeypatch.setattr(stages, "parse_document", parse_some)
+    monkeypatch.setattr(stages, "load_document", parse_some)
     summary = ingest()
     assert not summary["success"]
     assert any("failure_budget" in error for error in summary["errors"])

@@ -92,9 +92,9 @@ def test_quarantine_release_and_no_leaks(pipeline, monkeypatch, capfd, caplog):
     points, _ = store.client().scroll(collection, limit=1000, with_payload=True)
     payloads = [point.payload for point in points]
     staff = [p for p in payloads if p["source"].endswith("staff.md")]
-    assert staff and staff[0]["pii_entities"] == {"EMAIL_ADDRESS": 1, "PHONE_NUMBER": 1, "US_SSN": 1}
+    assert staff and staff[0]["pii_entities"] == {"EMAIL_ADDRESS": 1, "PHONE_NUMBER": 1, "US_SSN": 1, "PERSON": 1}
     text = " ".join(p["text"] for p in staff)
-    assert "<PHONE_NUMBER>" in text and "<US_SSN>" in text and re.search(r"\b[0-9a-f]{64}\b", text)  # e-mail hashed
+    assert "<PHONE_NUMBER>" in text and "<US_SSN>" in text and "<PERSON> at" in text and "Jane" not in text and re.search(r"\b[0-9a-f]{64}\b", text)  # e-mail hashed
     _assert_nothing_sensitive(json.dumps(payloads))
     store.close()
 

@@ -166,9 +166,10 @@ def test_tiny_and_white_pdf_text_is_hidden_text():
     assert "whitewords" in fragments[0].replace(" ", "") and "Visible" not in fragments[0]
 
 
-def test_a_spacy_model_path_turns_on_person_organization_location(tmp_path):
-    """A local model folder (built here: a rule-based NER, since no trained model can be
-    downloaded) is loaded from its path, and its entities are mapped to Presidio's names."""
+def test_a_spacy_model_path_replaces_the_pinned_ner_model(tmp_path):
+    """A local model folder (built here: a rule-based NER) is loaded from its path in place
+    of the pinned package, and its entities are mapped to Presidio's names; places and
+    organisations are kept unless the policy names them; NER can be turned off."""
     import spacy
 
     nlp = spacy.blank("en")
@@ -178,7 +179,11 @@ def test_a_spacy_model_path_turns_on_person_organization_location(tmp_path):
         {"label": "GPE", "pattern": "Lisbon"},
     ])
     nlp.to_disk(tmp_path / "ner")
-    with_model = PiiEngine(PiiConfig(spacy_model_path=str(tmp_path / "ner")))
+    redact_all = {"ORGANIZATION": "redact", "LOCATION": "redact"}
+    with_model = PiiEngine(PiiConfig(spacy_model_path=str(tmp_path / "ner"), actions=redact_all))
     result = with_model.anonymize("Jane Roe of Contoso moved to Lisbon.")
     assert result.text == "<PERSON> of <ORGANIZATION> moved to <LOCATION>."
-    assert PiiEngine(PiiConfig()).anonymize("Jane Roe of Contoso moved to Lisbon.").counts == {}
+    kept = PiiEngine(PiiConfig(spacy_model_path=str(tmp_path / "ner"))).anonymize("Jane Roe of Contoso moved to Lisbon.")
+    assert kept.text == "<PERSON> of Contoso moved to Lisbon."
+    assert kept.counts == {"PERSON": 1, "ORGANIZATION": 1, "LOCATION": 1}
+    assert PiiEngine(PiiConfig(ner=False)).anonymize("Jane Roe of Contoso moved to Lisbon.").counts == {}

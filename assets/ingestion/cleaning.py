@@ -15,10 +15,32 @@ _HYPHEN_BREAK = re.compile(r"(\w)[-\u2010]\n(\w)")
 _DIGITS = re.compile(r"\d+")
 
 
+# NFKC turns "5½" into "51⁄2" and "m²" into "m2": different text, different numbers.
+_KEPT_COMPATIBILITY_TAGS = ("<fraction>", "<super>", "<sub>")
+
+
+@cache
+def _kept_characters() -> re.Pattern:
+    kept = "".join(
+        chr(code) for code in range(0x30000)
+        if unicodedata.decomposition(chr(code)).startswith(_KEPT_COMPATIBILITY_TAGS)
+    )
+    return re.compile(f"([{re.escape(kept)}])")
+
+
+def normalize_compatibility(text: str) -> str:
+    """NFKC (ligatures, full-width and other compatibility forms folded) except for vulgar
+    fractions, superscripts and subscripts, which keep their meaning only as written."""
+    if unicodedata.is_normalized("NFKC", text):
+        return text
+    pieces = _kept_characters().split(text)
+    return "".join(piece if index % 2 else unicodedata.normalize("NFKC", piece) for index, piece in enumerate(pieces))
+
+
 def clean_text(text: str) -> str:
-    """NFKC-normalise (ligatures, full-width forms), drop invisible characters, fold runs of
-    spaces, trim blank runs."""
-    text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
+    """Normalise compatibility forms (``normalize_compatibility``), drop invisible characters,
+    fold runs of spaces, trim blank runs."""
+    text = normalize_compatibility(text).replace("\r\n", "\n").replace("\r", "\n")
     text = _INVISIBLE.sub("", text)
     lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()

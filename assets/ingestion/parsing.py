@@ -8,6 +8,7 @@ parses (``loaders``), and every block is cleaned here. Bad input raises
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlparse
 
@@ -31,20 +32,28 @@ DEFAULT_LIMITS = ParseLimits()
 
 def parse_document(source: str, data: bytes, *, limits: ParseLimits = DEFAULT_LIMITS, ocr=None) -> ParsedDocument:
     """Parse and clean one document. ``ocr`` is an ``OcrEngine`` for scans, or ``None``."""
+    return clean_document(load_document(source, data, limits=limits, ocr=ocr), source)
+
+
+def load_document(source: str, data: bytes, *, limits: ParseLimits = DEFAULT_LIMITS, ocr=None) -> ParsedDocument:
+    """The document as its loader gives it, before cleaning (what hidden-text signals measure)."""
     if not data:
         raise quarantine("empty file (0 bytes)")
     name = source_name(source)
     content_type = detect_content_type(name, data, limits)
     request = ParseRequest(data=data, content_type=content_type, name=name,
                            fallback_title=default_title(source), limits=limits, ocr=ocr)
-    document = LOADERS[content_type](request)
-    document.blocks = [
+    return LOADERS[content_type](request)
+
+
+def clean_document(document: ParsedDocument, source: str) -> ParsedDocument:
+    """The loaded document with every block and its title cleaned, and its language detected."""
+    blocks = [
         Block(text=cleaned, section=clean_text(block.section), page=block.page, kind=block.kind)
         for block in document.blocks
         if (cleaned := clean_text(block.text))
     ]
-    if not document.blocks:
+    if not blocks:
         raise quarantine("no text content after parsing and cleaning")
-    document.title = clean_text(document.title) or request.fallback_title
-    document.language = document.language or detect_language(document.text)
-    return document
+    cleaned = replace(document, blocks=blocks, title=clean_text(document.title) or default_title(source))
+    return replace(cleaned, language=cleaned.language or detect_language(cleaned.text))

@@ -38,8 +38,8 @@ from assets.ingestion.documents import (
 from assets.ingestion.isolation import IsolatedParser
 from assets.ingestion.limits import ParseLimits
 from assets.ingestion.near_duplicates import NearDuplicateIndex, StoredSignature
-from assets.ingestion.parsing import parse_document
-from assets.screening.hidden_text import hidden_text
+from assets.ingestion.parsing import clean_document, load_document
+from assets.screening.hidden_text import hidden_text, invisible_character_texts
 from assets.screening.pii import redact_pii, redacted_preview
 from assets.screening.poisoning import SCREENING_VERSION
 from assets.screening.screen import Screener, ScreeningQuarantine
@@ -344,9 +344,14 @@ def clean_stage(records, writer: BatchWriter, settings, ocr, ledger, version: st
 
     def parse_one(source: str, data: bytes) -> ParsedDocument:
         """Runs in the worker: the hidden-text scan parses the markup again (a second chance
-        for a hostile file to hang or crash), so it shares the parse's deadline."""
-        document = parse_document(source, data, limits=limits, ocr=ocr)
-        return replace(document, hidden_text=hidden_text(document.content_type, data))
+        for a hostile file to hang or crash), so it shares the parse's deadline. Invisible
+        characters are measured before cleaning strips them."""
+        loaded = load_document(source, data, limits=limits, ocr=ocr)
+        concealed = invisible_character_texts(
+            [loaded.title, *(block.text for block in loaded.blocks), *dict.fromkeys(block.section for block in loaded.blocks)])
+        document = clean_document(loaded, source)
+        return replace(document, hidden_text=[*document.hidden_text, *concealed,
+                                              *hidden_text(document.content_type, data)])
 
     pending: dict[str, Any] = {}
     with IsolatedParser(parse_one, limits.timeout_s) as parser:

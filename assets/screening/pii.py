@@ -1,11 +1,14 @@
-"""PII detection and anonymisation with Presidio, offline.
+"""PII detection and anonymisation, offline.
 
-Presidio's pattern recognizers (with checksums for credit cards and IBANs) run on a blank
-spaCy tokenizer, which is enough for their context words; PERSON, ORGANIZATION and
-LOCATION need a spaCy NER model, so they turn on only when a model path is configured.
-Each entity type has an action: ``redact`` (``<EMAIL_ADDRESS>``), ``mask`` (all but the last
-four characters), ``hash`` (stable salted sha256) or ``quarantine`` (the document is kept
-out of the index). Callers keep counts per entity type, never values.
+Three layers, merged into one span per entity: a spaCy NER model (the pinned package by
+default, see ``ner.py``) for PERSON, ORGANIZATION and LOCATION; recognizers that need
+structure or context for phones, cards, IBANs, street addresses and dates of birth
+(``pii_patterns.py``); Presidio's pattern recognizers for e-mail, IP, SSN, ITIN, crypto and
+MAC addresses, plus configured custom ones. Each entity type has an action: ``redact``
+(``<EMAIL_ADDRESS>``), ``mask`` (all but the last four characters), ``hash`` (stable salted
+sha256), ``quarantine`` (the document is kept out of the index) or ``keep`` (counted, left in
+the text: the default for places and organisations). Callers keep counts per entity type,
+never values.
 """
 
 from __future__ import annotations
@@ -17,9 +20,30 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
 
-from core.types import CustomRecognizer, Detection, PiiConfig
+from assets.screening.ner import (
+    TransformersNer,
+    blank_tokenizer,
+    load_spacy_ner,
+    name_bearing,
+    plausible,
+    spacy_entities,
+)
+from assets.screening.pii_patterns import STRUCTURED_FINDERS, find_denied
+from core.types import NER_ENTITIES, CustomRecognizer, Detection, PiiConfig
 
 _LANGUAGE = "en"
+# Presidio's own recognizers for the types whose patterns are unambiguous.
+_PRESIDIO_RECOGNIZERS = ("IpRecognizer", "UsSsnRecognizer", "UsItinRecognizer", "CryptoRecognizer",
+                         "MacAddressRecognizer")
+_NUMBER_GOES_ON_BEFORE = re.compile(r"\d[\-–/]$")
+_NUMBER_GOES_ON_AFTER = re.compile(r"^[\-–/]\d")
+
+
+def _whole_number(text: str, detection: Detection) -> bool:
+    """Presidio's SSN and ITIN patterns match inside longer hyphenated numbers (an ISBN's
+    "978-10-9925-8575-3"): a match must be the whole number."""
+    return not (_NUMBER_GOES_ON_BEFORE.search(text[max(0, detection.start - 2):detection.start])
+                or _NUMBER_GOES_ON_AFTER.match(text[detection.end:detection.end + 2]))
 
 # Presidio logs the words around each match (document text, PII included) at DEBUG.
 for _logger in ("presidio-analyzer", "presidio-anonymizer"):
@@ -31,45 +55,6 @@ class PiiResult:
     text: str
     counts: Counter
     quarantined_entities: set[str]
-
-
-def _lemma_as_lowercase(doc):
-    """Presidio matches context words against lemmas; a blank pipeline has none."""
-    for token in doc:
-        token.lemma_ = token.lower_
-    return doc
-
-
-def _nlp_engine(spacy_model_path: str):
-    import spacy
-    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
-    from spacy.language import Language
-
-    if "ragpipe_lowercase_lemma" not in Language.factories:
-        Language.component("ragpipe_lowercase_lemma", func=_lemma_as_lowercase)
-
-    class LocalSpacyNlpEngine(SpacyNlpEngine):
-        """A spaCy model from a local path, or a blank tokenizer: never a download."""
-
-        def load(self) -> None:
-            if spacy_model_path:
-                self.nlp = {_LANGUAGE: spacy.load(spacy_model_path)}
-            else:
-                blank = spacy.blank(_LANGUAGE)
-                blank.add_pipe("ragpipe_lowercase_lemma")
-                self.nlp = {_LANGUAGE: blank}
-
-    engine = LocalSpacyNlpEngine(
-        models=[{"lang_code": _LANGUAGE, "model_name": spacy_model_path or "blank"}],
-        ner_model_configuration=NerModelConfiguration(
-            model_to_presidio_entity_mapping={
-                "PERSON": "PERSON", "PER": "PERSON", "ORG": "ORGANIZATION",
-                "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION",
-            },
-        ),
-    )
-    engine.load()
-    return engine
 
 
 def _offline_email_recognizer():
@@ -87,40 +72,13 @@ def _offline_email_recognizer():
     return OfflineEmailRecognizer()
 
 
-def _credit_card_recognizer():
-    """Presidio's credit-card recognizer (Luhn-checked) plus Mastercard's 2-series BINs
-    (2221-2720, issued since 2017), which its patterns predate."""
-    from presidio_analyzer import Pattern
-    from presidio_analyzer.predefined_recognizers import CreditCardRecognizer
-
-    two_series = Pattern(
-        "mastercard_2_series",
-        r"\b2(?:22[1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)[- ]?\d{4}[- ]?\d{4}[- ]?\d{4}\b",
-        0.3,
-    )
-    return CreditCardRecognizer(patterns=[*CreditCardRecognizer.PATTERNS, two_series])
-
-
-_BARE_DIGITS = re.compile(r"\d{7,}")
-_CONTEXT_FREE_PHONE_SCORE = 0.4  # Presidio's phone score before context words raise it
-
-
-def _plausible(detection: Detection, text: str) -> bool:
-    """A bare run of digits is a phone number only with one of Presidio's context words
-    ("phone", "number", "mobile") nearby: without one it is more often an order, batch or
-    account reference."""
-    return not (
-        detection.entity == "PHONE_NUMBER"
-        and detection.score <= _CONTEXT_FREE_PHONE_SCORE
-        and _BARE_DIGITS.fullmatch(text[detection.start:detection.end])
-    )
-
-
 def _resolve_overlaps(found: list[Detection]) -> list[Detection]:
-    """One entity per span: the highest score wins, then the longer span (an IBAN over
-    the card-like digits inside it, an SSN over the phone-like reading of it)."""
+    """One entity per span. A model's guess at a name, place or organisation gives way to a
+    match by structure ("64391 Jason Expressway" is an address, not a person); then the
+    highest score wins, then the longer span (an IBAN over the card-like digits inside it,
+    an SSN over the phone-like reading of it). Deny-listed values (score 1) always win."""
     kept: list[Detection] = []
-    for candidate in sorted(found, key=lambda d: (-d.score, d.start - d.end)):
+    for candidate in sorted(found, key=lambda d: (d.entity in NER_ENTITIES and d.score < 1, -d.score, d.start - d.end)):
         if not any(candidate.start < k.end and k.start < candidate.end for k in kept):
             kept.append(candidate)
     return sorted(kept, key=lambda d: d.start)
@@ -138,59 +96,145 @@ def _pattern_recognizer(custom: CustomRecognizer):
 
 
 class PiiEngine:
-    """Presidio analyzer and anonymizer from a ``PiiConfig``. The configuration is checked at
-    once; Presidio (seconds to import) is built on first use, so a run with nothing to screen
-    never pays for it."""
+    """The PII policy of a ``PiiConfig``. The configuration is checked at once; the models
+    and Presidio (seconds to import) load on first use, so a run with nothing to screen never
+    pays for them. Texts are screened in batches: the NER model runs once over all of them."""
 
     def __init__(self, config: PiiConfig, hash_salt: str = ""):
         config.validate(hash_salt)
         self.config = config
         self._hash_salt = hash_salt
-        self._entities = config.entities
+        entities = set(config.entities)
+        self._presidio_entities = [e for e in config.entities if e not in STRUCTURED_FINDERS and e not in NER_ENTITIES]
+        self._finders = [finder for entity, finder in STRUCTURED_FINDERS.items() if entity in entities]
+        self._allowed = {value.casefold() for value in config.allow_list}
+
+    @cached_property
+    def _nlp(self):
+        return blank_tokenizer()
+
+    @cached_property
+    def _spacy_ner(self):
+        return load_spacy_ner(self.config.spacy_model_path)
+
+    @cached_property
+    def _transformers(self) -> TransformersNer:
+        return TransformersNer(self.config.transformers_model_path)
+
+    @cached_property
+    def _prepared_nlp(self):
+        from presidio_analyzer.nlp_engine import NlpEngine
+
+        nlp = self._nlp
+
+        class PreparedNlpEngine(NlpEngine):
+            """Presidio reads NlpArtifacts from our batched spaCy pass and never runs a model."""
+
+            def load(self) -> None: ...
+            def is_loaded(self) -> bool: return True
+            def process_text(self, text, language): raise NotImplementedError
+            def process_batch(self, texts, language, **kwargs): raise NotImplementedError
+            def is_stopword(self, word, language): return nlp.vocab[word].is_stop
+            def is_punct(self, word, language): return nlp.vocab[word].is_punct
+            def get_supported_entities(self): return []
+            def get_supported_languages(self): return [_LANGUAGE]
+
+        return PreparedNlpEngine()
 
     @cached_property
     def _analyzer(self):
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer import predefined_recognizers as predefined
 
-        nlp_engine = _nlp_engine(self.config.spacy_model_path)
         registry = RecognizerRegistry(supported_languages=[_LANGUAGE])
-        registry.load_predefined_recognizers(languages=[_LANGUAGE], nlp_engine=nlp_engine)
-        registry.remove_recognizer("EmailRecognizer")
         registry.add_recognizer(_offline_email_recognizer())
-        registry.remove_recognizer("CreditCardRecognizer")
-        registry.add_recognizer(_credit_card_recognizer())
+        for name in _PRESIDIO_RECOGNIZERS:
+            registry.add_recognizer(getattr(predefined, name)())
         for custom in self.config.custom_recognizers:
             registry.add_recognizer(_pattern_recognizer(custom))
         return AnalyzerEngine(
-            registry=registry, nlp_engine=nlp_engine, supported_languages=[_LANGUAGE],
+            registry=registry, nlp_engine=self._prepared_nlp, supported_languages=[_LANGUAGE],
             default_score_threshold=self.config.score_threshold,
         )
+
+    def detect_many(self, texts: Sequence[str]) -> list[list[Detection]]:
+        """PII spans of each text, one span per character range, allow-listed values dropped."""
+        from presidio_analyzer.nlp_engine import NlpArtifacts
+        from spacy.attrs import IDX, LOWER
+
+        docs = list(self._nlp.pipe(texts, batch_size=64))
+        strings = self._nlp.vocab.strings
+        ner = self._ner_entities(texts)
+        results = []
+        for text, doc, entities in zip(texts, docs, ner, strict=True):
+            found = list(entities)
+            for finder in self._finders:
+                found += finder(text)
+            found += find_denied(text, self.config.deny_list)
+            if self._presidio_entities:
+                indices, lowers = doc.to_array([IDX, LOWER]).T.tolist() if len(doc) else ([], [])
+                artifacts = NlpArtifacts(entities=[], tokens=doc, tokens_indices=indices,
+                                         lemmas=[strings[key] for key in lowers], nlp_engine=self._prepared_nlp,
+                                         language=_LANGUAGE)
+                presidio = [Detection(r.entity_type, r.start, r.end, r.score) for r in self._analyzer.analyze(
+                    text=text, language=_LANGUAGE, entities=self._presidio_entities, nlp_artifacts=artifacts)]
+                found += [d for d in presidio if _whole_number(text, d)]
+            kept = [d for d in found if d.score >= self.config.score_threshold
+                    and text[d.start:d.end].strip().casefold() not in self._allowed]
+            results.append(_resolve_overlaps(kept))
+        return results
+
+    def _ner_entities(self, texts: Sequence[str]) -> list[list[Detection]]:
+        """Model entities of each text, from its name-bearing sentences in one batch."""
+        if not self.config.ner:
+            return [[] for _ in texts]
+        pieces = [(index, start, end) for index, text in enumerate(texts) for start, end in name_bearing(text)]
+        sentences = [texts[index][start:end] for index, start, end in pieces]
+        if self.config.transformers_model_path:
+            per_sentence = self._transformers.entities(sentences)
+        else:
+            per_sentence = (spacy_entities(doc) for doc in self._spacy_ner.pipe(sentences, batch_size=64))
+        found: list[list[Detection]] = [[] for _ in texts]
+        for (index, start, _), entities in zip(pieces, per_sentence, strict=True):
+            text = texts[index]
+            found[index] += [
+                Detection(d.entity, d.start + start, d.end + start, d.score) for d in entities
+                if plausible(d.entity, text, d.start + start, d.end + start)
+            ]
+        return found
+
+    def detect(self, text: str) -> list[Detection]:
+        return self.detect_many([text])[0]
+
+    def anonymize_many(self, texts: Sequence[str], external: Sequence[Iterable[Detection]] | None = None
+                       ) -> list[PiiResult]:
+        """Apply each entity's action to the findings in each text plus any external ones
+        (Azure AI Language); ``keep`` entities are counted and left in place."""
+        external = external if external is not None else [()] * len(texts)
+        detected = self.detect_many(texts)
+        return [self._apply(text, found, extra) for text, found, extra in zip(texts, detected, external, strict=True)]
+
+    def anonymize(self, text: str, external: Iterable[Detection] = ()) -> PiiResult:
+        return self._apply(text, self.detect(text), external)
+
+    def _apply(self, text: str, found: list[Detection], external: Iterable[Detection]) -> PiiResult:
+        from presidio_anonymizer.entities import RecognizerResult
+
+        found = _resolve_overlaps([*found, *(d for d in external if d.score >= self.config.score_threshold)])
+        counts = Counter(d.entity for d in found)
+        quarantined = {e for e in counts if self.config.action_for(e) == "quarantine"}
+        changed = [d for d in found if self.config.action_for(d.entity) != "keep"]
+        if not changed:
+            return PiiResult(text, counts, quarantined)
+        results = [RecognizerResult(d.entity, d.start, d.end, d.score) for d in changed]
+        anonymized = self._anonymizer.anonymize(text=text, analyzer_results=results, operators=self._operators(changed))
+        return PiiResult(anonymized.text, counts, quarantined)
 
     @cached_property
     def _anonymizer(self):
         from presidio_anonymizer import AnonymizerEngine
 
         return AnonymizerEngine()
-
-    def detect(self, text: str) -> list[Detection]:
-        results = self._analyzer.analyze(text=text, language=_LANGUAGE, entities=self._entities)
-        found = [Detection(r.entity_type, r.start, r.end, r.score) for r in results]
-        return _resolve_overlaps([d for d in found if _plausible(d, text)])
-
-    def anonymize(self, text: str, external: Iterable[Detection] = ()) -> PiiResult:
-        """Apply each entity's action to Presidio's findings plus any external ones."""
-        from presidio_anonymizer.entities import RecognizerResult
-
-        found = _resolve_overlaps(
-            [*self.detect(text), *(d for d in external if d.score >= self.config.score_threshold)]
-        )
-        if not found:
-            return PiiResult(text, Counter(), set())
-        results = [RecognizerResult(d.entity, d.start, d.end, d.score) for d in found]
-        anonymized = self._anonymizer.anonymize(text=text, analyzer_results=results, operators=self._operators(found))
-        counts = Counter(item.entity_type for item in anonymized.items)
-        quarantined = {e for e in counts if self.config.action_for(e) == "quarantine"}
-        return PiiResult(anonymized.text, counts, quarantined)
 
     def _operators(self, found: Sequence[Detection]) -> dict:
         from presidio_anonymizer.entities import OperatorConfig
@@ -212,12 +256,13 @@ def _mask(value: str) -> str:
 
 @cache
 def default_engine() -> PiiEngine:
-    """The default policy's engine (redact every built-in type), for previews and reasons."""
+    """The default policy's engine, for previews and reasons."""
     return PiiEngine(PiiConfig())
 
 
 def redact_pii(text: str) -> tuple[str, Counter]:
-    """Text with each built-in PII type replaced by its tag, and counts per type.
+    """Text with the default policy applied (each redacted type replaced by its tag), and
+    counts per type.
 
     Used for previews and rejection reasons that reach Dagster metadata: the same engine
     as the index, so nothing a preview shows would have been redacted from the index."""

@@ -19,7 +19,7 @@ from functools import cache
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 # Bump when rules change: quarantine decisions, hence index contents, change with them.
-SCREENING_VERSION = "2"
+SCREENING_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ def score_of(findings: list[Finding]) -> float:
 
 def _scan(text: str, depth: int) -> list[Finding]:
     findings = _rule_findings(text)
-    findings += _invisible_characters(text)
+    findings += invisible_characters(text)
     findings += _normalized_findings(text)
     findings += _decoded_findings(text, depth)
     return findings
@@ -196,7 +196,7 @@ def _markdown_exfiltration(text: str) -> list[Finding]:
     return findings
 
 
-def _invisible_characters(text: str) -> list[Finding]:
+def invisible_characters(text: str) -> list[Finding]:
     """Zero-width characters inside words split keywords apart; bidi controls reorder
     what a reader sees. Neither alone proves an attack, so both score below the default
     threshold; the de-obfuscated rescan catches the instructions they hide."""

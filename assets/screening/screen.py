@@ -54,13 +54,13 @@ class Screener:
     released: frozenset[str] = field(default_factory=frozenset)
 
     def screen_document(self, document: ParsedDocument, doc_id: str) -> tuple[ParsedDocument, dict[str, int]]:
-        """The document with the PII policy applied and its hidden text dropped (it was only
-        there to be scanned), and its PII counts per entity type."""
+        """The document with the PII policy applied to every string of it (``document_strings``),
+        each distinct string once, and its hidden text dropped; and its PII counts per entity type."""
         if doc_id not in self.released:
             self._screen_document_injection(document)
-        texts = [document.title, *(block.text for block in document.blocks)]
-        external = self.pii_detector.detect(texts) if self.pii_detector else [()] * len(texts)
-        results = [self.pii.anonymize(text, found) for text, found in zip(texts, external, strict=True)]
+        texts = document_strings(document)
+        external = self.pii_detector.detect(texts) if self.pii_detector else None
+        results = self.pii.anonymize_many(texts, external)
         counts: Counter = sum((r.counts for r in results), Counter())
         quarantined = set().union(*(r.quarantined_entities for r in results))
         if quarantined:
@@ -69,9 +69,8 @@ class Screener:
                 f"({sum(counts[e] for e in quarantined)} values)",
                 scanner="pii", rule_ids=[f"pii:{e}" for e in quarantined], score=None,
             )
-        # only the text changes: kind, section and page steer chunking (tables split by rows)
-        blocks = [replace(block, text=r.text) for r, block in zip(results[1:], document.blocks)]
-        return replace(document, blocks=blocks, title=results[0].text, hidden_text=[]), dict(counts)
+        screened = dict(zip(texts, (r.text for r in results), strict=True))
+        return with_strings_replaced(document, screened), dict(counts)
 
     def screen_chunks(self, doc_id: str, texts: Sequence[str]) -> None:
         """Rescan each chunk on its own (what retrieval will hand a model), with the rules
@@ -146,6 +145,31 @@ def _describe(over: list[Located]) -> str:
     described = ", ".join(x.describe() for x in over[:MAX_DESCRIBED_FINDINGS])
     more = f" and {len(over) - MAX_DESCRIBED_FINDINGS} more" if len(over) > MAX_DESCRIBED_FINDINGS else ""
     return described + more
+
+
+def document_strings(document: ParsedDocument) -> list[str]:
+    """Every distinct non-empty string of a document that can reach a payload, the ledger or a
+    log, in one batch: block texts, each section (heading path) once however many blocks share
+    it, title, author, date and language (the last three come from front matter, headers or
+    blob metadata: free text). The source URI is left: it is the document's identity."""
+    strings = [*(block.text for block in document.blocks), *(block.section for block in document.blocks),
+               document.title, document.author, document.date, document.language]
+    return [text for text in dict.fromkeys(strings) if text]
+
+
+def with_strings_replaced(document: ParsedDocument, screened: dict[str, str]) -> ParsedDocument:
+    """The document with each of its strings swapped for its screened form, hidden text
+    dropped (it was only there to be scanned). Kind and page are kept: they steer chunking."""
+
+    def swap(value: str | None) -> str | None:
+        return screened.get(value, value) if value else value
+
+    return replace(
+        document,
+        blocks=[replace(block, text=swap(block.text), section=swap(block.section)) for block in document.blocks],
+        title=swap(document.title), author=swap(document.author), date=swap(document.date),
+        language=swap(document.language), hidden_text=[],
+    )
 
 
 def hidden_text_findings(fragments: Sequence[str]) -> list[Located]:

@@ -7,6 +7,7 @@ import re
 import yaml
 
 from assets.ingestion.loaders import ParseRequest, loader
+from assets.screening.hidden_text import is_hidden_element
 from core.tables import markdown_table
 from core.types import Block, ParsedDocument, enter_heading, quarantine, section_path
 
@@ -127,6 +128,7 @@ def parse_html(text: str, fallback_title: str, content_type: str = "text/html") 
     title_tag = soup.find("title")
     meta = {m.get("name", "").lower(): m.get("content") for m in soup.find_all("meta") if m.get("name")}
     _strip_boilerplate(soup)
+    _alt_text_as_text(soup)
     first_h1 = soup.find("h1")
     body = soup.body or soup
     blocks: list[Block] = []
@@ -160,7 +162,8 @@ def parse_html(text: str, fallback_title: str, content_type: str = "text/html") 
 
 
 def _strip_boilerplate(soup) -> None:
-    """Remove what is not content: scripts, styles, navigation, headers, footers, banners."""
+    """Remove what is not content: scripts, styles, navigation, headers, footers, banners,
+    and what is styled out of sight (the hidden-text scan reads it from the bytes)."""
     for tag in soup(_HTML_NOISE):
         tag.decompose()
     for tag in soup.find_all(True):
@@ -168,9 +171,25 @@ def _strip_boilerplate(soup) -> None:
             continue
         attrs = tag.attrs or {}
         markers = " ".join([*attrs.get("class", []), attrs.get("id", ""), attrs.get("aria-label", "")])
-        hidden = attrs.get("hidden") is not None or attrs.get("aria-hidden") == "true"
+        hidden = attrs.get("hidden") is not None or attrs.get("aria-hidden") == "true" or is_hidden_element(tag)
         if hidden or attrs.get("role") in _HTML_NOISE_ROLES or _HTML_NOISE_MARKERS.search(markers):
             tag.decompose()
+
+
+def _alt_text_as_text(soup) -> None:
+    """An image's alt text is what a reader gets in its place (a screen reader, an image that
+    did not load): it becomes text where the image stands, so it is indexed and screened."""
+    enclosing = [*_HTML_HEADINGS, "table", *_HTML_TEXT_TAGS]
+    for image in soup.find_all("img"):
+        alt = " ".join((image.get("alt") or "").split())
+        if not alt:
+            continue
+        if image.find_parent(enclosing) is None:
+            paragraph = soup.new_tag("p")
+            paragraph.string = alt
+            image.replace_with(paragraph)
+        else:
+            image.replace_with(f" {alt} ")
 
 
 def html_table_markdown(table) -> str:

@@ -7,11 +7,13 @@ their depth, Table elements become Markdown tables, headers and footers are drop
 from __future__ import annotations
 
 import io
+import zipfile
 
 from assets.ingestion.detection import DOCX, EPUB, ODT, PPTX, RTF
 from assets.ingestion.loaders import ParseRequest, loader
 from assets.ingestion.loaders.markup import html_table_markdown, optional_str
 from assets.ingestion.loaders.unstructured_runtime import partitioner
+from assets.screening.hidden_text import hidden_slides, remove_hidden_runs
 from core.types import Block, ParsedDocument, enter_heading, section_path
 
 _PARTITIONERS = {
@@ -28,8 +30,16 @@ _SKIPPED = {"Header", "Footer", "PageBreak", "PageNumber"}
 
 @loader(*_PARTITIONERS)
 def load_with_unstructured(request: ParseRequest) -> ParsedDocument:
+    """Hidden DOCX runs and hidden PPTX slides are left out of the blocks and handed on as
+    hidden text (scanned for instructions, never indexed)."""
     module, function = _PARTITIONERS[request.content_type]
-    elements = partitioner(module, function)(file=io.BytesIO(request.data))
+    data, hidden = request.data, []
+    if request.content_type == DOCX:
+        data, hidden = _prepared_docx(data)
+    elements = partitioner(module, function)(file=io.BytesIO(data))
+    if request.content_type == PPTX and (slides := hidden_slides(data)):
+        hidden = [e.text for e in elements if e.metadata.page_number in slides and e.text.strip()]
+        elements = [e for e in elements if e.metadata.page_number not in slides]
     blocks, first_title = blocks_from_elements(elements)
     title, author, date = _core_properties(request)
     return ParsedDocument(
@@ -38,7 +48,52 @@ def load_with_unstructured(request: ParseRequest) -> ParsedDocument:
         blocks=blocks,
         author=author,
         date=date,
+        hidden_text=hidden,
     )
+
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_WP = "{http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing}"
+_DOCX_BODY = "word/document.xml"
+
+
+def _prepared_docx(data: bytes) -> tuple[bytes, list[str]]:
+    """The DOCX as unstructured should read it: its hidden runs removed (returned as hidden
+    text), and each picture's description (alt text) as text where the picture stands:
+    unstructured drops pictures, a screen reader reads their descriptions. The bytes come
+    back unchanged when there is neither."""
+    from lxml import etree
+
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        root = etree.fromstring(archive.read(_DOCX_BODY), etree.XMLParser(resolve_entities=False))
+        hidden = remove_hidden_runs(root)
+        described = _alt_text_as_text(root)
+        if not (hidden or described):
+            return data, []
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as rewritten:
+            for member in archive.infolist():
+                content = (etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+                           if member.filename == _DOCX_BODY else archive.read(member))
+                rewritten.writestr(member, content)
+    return buffer.getvalue(), hidden
+
+
+def _alt_text_as_text(root) -> int:
+    """Replace each described picture (``wp:docPr/@descr``) with its description; how many."""
+    from lxml import etree
+
+    replaced = 0
+    for drawing in list(root.iter(f"{_W}drawing")):
+        properties = drawing.find(f".//{_WP}docPr")
+        description = " ".join((properties.get("descr") or "").split()) if properties is not None else ""
+        if description:
+            text = etree.Element(f"{_W}t")
+            text.text = f" {description} "
+            text.set("{http://www.w3.org/XML/1998/namespace}space", "preserve")
+            drawing.getparent().replace(drawing, text)
+            replaced += 1
+    return replaced
 
 
 def blocks_from_elements(elements) -> tuple[list[Block], str | None]:

@@ -8,6 +8,7 @@ import re
 from assets.ingestion.cleaning import dehyphenate, strip_running_lines
 from assets.ingestion.detection import PDF
 from assets.ingestion.loaders import ParseRequest, loader
+from assets.screening.hidden_text import is_invisible_pdf_char
 from core.tables import markdown_table
 from core.types import Block, ParsedDocument, quarantine
 
@@ -47,7 +48,9 @@ def load_pdf(request: ParseRequest) -> ParsedDocument:
 
 
 def _page_content(page) -> tuple[str, list[str]]:
-    """The page's text outside its tables, and each table as Markdown."""
+    """The page's visible text outside its tables, and each table as Markdown. Tiny or white
+    characters are left out: the hidden-text scan reads them, the index must not."""
+    page = page.filter(lambda obj: obj.get("object_type") != "char" or not is_invisible_pdf_char(obj))
     found = page.find_tables()
     tables = [markdown_table(table.extract()) for table in found]
     text_page = page

@@ -14,6 +14,7 @@ import json
 from assets.ingestion.detection import XLSX
 from assets.ingestion.loaders import ParseRequest, loader
 from assets.ingestion.loaders.markup import decode_text, optional_str
+from assets.screening.hidden_text import hidden_rows_and_columns
 from core.tables import markdown_table
 from core.types import Block, ParsedDocument, quarantine
 
@@ -35,15 +36,28 @@ def load_delimited(request: ParseRequest) -> ParsedDocument:
 
 @loader(XLSX)
 def load_xlsx(request: ParseRequest) -> ParsedDocument:
+    """Visible sheets as tables; hidden sheets, rows and columns are handed on as hidden text
+    (scanned for instructions, never indexed). Read in full (not read-only) mode: only it
+    knows which rows and columns are hidden."""
     import openpyxl
 
-    workbook = openpyxl.load_workbook(io.BytesIO(request.data), read_only=True, data_only=True)
+    workbook = openpyxl.load_workbook(io.BytesIO(request.data), data_only=True)
     try:
-        blocks = []
+        blocks, hidden = [], []
         for sheet in workbook.worksheets:
-            rows = [["" if value is None else str(value) for value in row] for row in sheet.iter_rows(values_only=True)]
-            if table := markdown_table(rows):
+            rows, columns = hidden_rows_and_columns(sheet)
+            visible, concealed = [], []
+            for number, row in enumerate(sheet.iter_rows(values_only=True), 1):
+                cells = ["" if value is None else str(value) for value in row]
+                if sheet.sheet_state != "visible" or number in rows:
+                    concealed.append(" ".join(cell for cell in cells if cell))
+                    continue
+                visible.append([cell for index, cell in enumerate(cells, 1) if index not in columns])
+                concealed.append(" ".join(cell for index, cell in enumerate(cells, 1) if index in columns and cell))
+            if table := markdown_table(visible):
                 blocks.append(Block(text=table, section=sheet.title, kind="table"))
+            if text := "\n".join(line for line in concealed if line):
+                hidden.append(text)
         properties = workbook.properties
     finally:
         workbook.close()
@@ -53,6 +67,7 @@ def load_xlsx(request: ParseRequest) -> ParsedDocument:
         blocks=blocks,
         author=optional_str(properties.creator),
         date=properties.created.date().isoformat() if properties.created else None,
+        hidden_text=hidden,
     )
 
 
