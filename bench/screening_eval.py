@@ -41,10 +41,10 @@ def _rate(flags: list[bool]) -> str:
 def _table(title: str, groups: dict[str, list[dict]], label: int) -> None:
     print(f"\n{title}")
     print(f"  {'':<22}" + "".join(f"{d:>19}" for d in DETECTORS))
-    for name in sorted(groups):
+    for name in sorted(groups, key=str):
         rows = [r for r in groups[name] if r["label"] == label]
         if rows:
-            print(f"  {name:<22}" + "".join(f"{_rate([r[d] for r in rows]):>19}" for d in DETECTORS))
+            print(f"  {name!s:<22}" + "".join(f"{_rate([r[d] for r in rows]):>19}" for d in DETECTORS))
 
 
 def _flags(texts, classifier, threshold: float) -> list[dict]:

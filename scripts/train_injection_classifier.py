@@ -67,6 +67,7 @@ class Text:
     window_labels: tuple[int, ...]
     wrapper: str | None = None
     position: str | None = None
+    text: str = ""
 
 
 def load_texts(data: Path) -> list[Text]:
@@ -79,7 +80,8 @@ def load_texts(data: Path) -> list[Text]:
         start, end = row["span"] or (0, 0)
         texts.append(Text(row["id"], "indirect", int(row["label"] == "injection"), _name(row["source"], CORPORA),
                           _name(row["injection_source"], ORIGINS), tuple(row["text"][s:e] for s, e in spans),
-                          tuple(int(s < end and start < e) for s, e in spans), row["wrapper"], row["position"]))
+                          tuple(int(s < end and start < e) for s, e in spans), row["wrapper"], row["position"],
+                          row["text"]))
     for line in (data / "injection" / "direct.jsonl").read_text(encoding="utf-8").split("\n"):
         if not line:
             continue
@@ -87,7 +89,7 @@ def load_texts(data: Path) -> list[Text]:
         spans = window_spans(row["text"])
         label = int(row["label"] == "injection")
         texts.append(Text(row["id"], "direct", label, None, _name(row["source"], ORIGINS),
-                          tuple(row["text"][s:e] for s, e in spans), (label,) * len(spans)))
+                          tuple(row["text"][s:e] for s, e in spans), (label,) * len(spans), text=row["text"]))
     return texts
 
 
