@@ -132,6 +132,11 @@ class Settings:
     transformers_model_path: str = Setting("RAGPIPE_TRANSFORMERS_NER_PATH", resource=ScreeningSettings)
     pii_ner: bool = Setting("RAGPIPE_PII_NER", resource=ScreeningSettings)
     quarantine_rate_warn: float = Setting("RAGPIPE_QUARANTINE_RATE_WARN", resource=ScreeningSettings)
+    injection_classifier: bool = Setting("RAGPIPE_INJECTION_CLASSIFIER", resource=ScreeningSettings)
+    injection_threshold: float = Setting("RAGPIPE_INJECTION_THRESHOLD", resource=ScreeningSettings)
+    injection_model_path: str = Setting("RAGPIPE_INJECTION_MODEL_PATH", resource=ScreeningSettings)
+    injection_model_label: str = Setting("RAGPIPE_INJECTION_MODEL_LABEL", resource=ScreeningSettings)
+    injection_model_threshold: float = Setting("RAGPIPE_INJECTION_MODEL_THRESHOLD", resource=ScreeningSettings)
     azure_language_endpoint: str = Setting("RAGPIPE_AZURE_LANGUAGE_ENDPOINT", "")
     content_safety_endpoint: str = Setting("RAGPIPE_CONTENT_SAFETY_ENDPOINT", "")
 

@@ -42,6 +42,13 @@ class ScreeningSettings(ConfigurableResource):
     pii_deny_list: dict[str, list[str]] = {}
     pii_hash_salt: str = ""
     quarantine_rate_warn: float = 0.01
+    # The learned injection layer: on by default; threshold 0 takes the one shipped with its weights.
+    injection_classifier: bool = True
+    injection_threshold: float = 0.0
+    # A local transformers text-classification folder scoring the same windows, by its label's probability.
+    injection_model_path: str = ""
+    injection_model_label: str = "INJECTION"
+    injection_model_threshold: float = 0.5
 
     def pii_config(self) -> PiiConfig:
         return PiiConfig(

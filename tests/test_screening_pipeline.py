@@ -66,7 +66,7 @@ def test_quarantine_release_and_no_leaks(pipeline, monkeypatch, capfd, caplog):
     quarantined = {entry.source.rsplit("/", 1)[1]: entry for entry in ledger.quarantined(version)}
     assert set(quarantined) == {"notes.md", "page.html", "empty.md"}
     assert quarantined["empty.md"].scanner == "ingestion" and quarantined["empty.md"].rule_ids == ()
-    assert quarantined["notes.md"].rule_ids == ("instruction_override",)
+    assert quarantined["notes.md"].rule_ids == ("injection_classifier", "instruction_override")  # both layers decided
     assert quarantined["notes.md"].scanner == "rules" and quarantined["notes.md"].score == 0.95
     assert "hidden_text/model_directed_command" in quarantined["page.html"].rule_ids
     listed = result.output_for_node("quarantine")

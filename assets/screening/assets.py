@@ -17,6 +17,7 @@ from dagster import (
 
 from assets.ingestion.stages import logical_run_id, shard_of_run
 from assets.placement import LIGHT_CPU_STEP
+from assets.screening.injection_classifier import build_injection_classifier
 from assets.screening.pii import PiiEngine
 from assets.screening.screen import Screener
 from core.types import Manifest, QuarantineEntry
@@ -49,6 +50,7 @@ def build_screener(screening: ScreeningSettings, ingestion: IngestionSettings, l
         threshold=ingestion.poisoning_threshold,
         pii_detector=pii_detector if pii_detector.configured else None,
         injection_shield=injection_shield if injection_shield.configured else None,
+        injection_classifier=build_injection_classifier(screening),
         released=ledger.released_doc_ids(),
     )
 

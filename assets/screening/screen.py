@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from assets.screening.injection_classifier import InjectionClassifier
 from assets.screening.pii import PiiEngine
 from assets.screening.poisoning import Finding, scan_for_injection, score_of
 from core.types import DocumentRejected, ParsedDocument
@@ -49,15 +50,14 @@ class Screener:
     threshold: float
     pii_detector: PiiDetector | None = None
     injection_shield: InjectionShield | None = None
+    injection_classifier: InjectionClassifier | None = None
     released: frozenset[str] = field(default_factory=frozenset)
 
     def screen_document(self, document: ParsedDocument, doc_id: str) -> tuple[ParsedDocument, dict[str, int]]:
         """The document with the PII policy applied to every string of it (``document_strings``),
         each distinct string once, and its hidden text dropped; and its PII counts per entity type."""
         if doc_id not in self.released:
-            located = [Located(f"block {i}", f) for i, b in enumerate(document.blocks) for f in scan_for_injection(b.text)]
-            located += hidden_text_findings(document.hidden_text)
-            self._quarantine_above_threshold(located, "rules")
+            self._screen_document_injection(document)
         texts = document_strings(document)
         external = self.pii_detector.detect(texts) if self.pii_detector else None
         results = self.pii.anonymize_many(texts, external)
@@ -78,25 +78,73 @@ class Screener:
         if doc_id in self.released:
             return
         located = [Located(f"chunk {i}", f) for i, text in enumerate(texts) for f in scan_for_injection(text)]
-        self._quarantine_above_threshold(located, "rules")
+        layers = [self._rules_layer(located)]
         if self.injection_shield:
             flagged = [i for i, attack in enumerate(self.injection_shield.attacks(list(texts))) if attack]
-            if flagged:
-                raise ScreeningQuarantine(
-                    f"possible prompt injection: Prompt Shields flagged chunks {', '.join(map(str, flagged[:10]))}",
-                    scanner="prompt_shields", rule_ids=["prompt_shields:attack_detected"], score=1.0,
-                )
+            layers.append(LayerResult("prompt_shields", 1.0 if flagged else 0.0,
+                                      ["prompt_shields:attack_detected"] if flagged else [],
+                                      f"flagged chunks {', '.join(map(str, flagged[:10]))}"))
+        self._quarantine_injection(layers)
 
-    def _quarantine_above_threshold(self, located: list[Located], scanner: str) -> None:
+    def _screen_document_injection(self, document: ParsedDocument) -> None:
+        """Every layer on each block and hidden fragment: one injected paragraph is named by its block."""
+        located = [Located(f"block {i}", f) for i, b in enumerate(document.blocks) for f in scan_for_injection(b.text)]
+        located += hidden_text_findings(document.hidden_text)
+        places = [(f"block {i}", b.text) for i, b in enumerate(document.blocks)]
+        places += [(f"hidden text {i}", text) for i, text in enumerate(document.hidden_text)]
+        self._quarantine_injection([self._rules_layer(located), *self._classifier_layers(places)])
+
+    def _rules_layer(self, located: list[Located]) -> LayerResult:
         over = sorted((x for x in located if x.finding.score >= self.threshold), key=lambda x: -x.finding.score)
-        if over:
-            described = ", ".join(x.describe() for x in over[:MAX_DESCRIBED_FINDINGS])
-            more = f" and {len(over) - MAX_DESCRIBED_FINDINGS} more" if len(over) > MAX_DESCRIBED_FINDINGS else ""
+        return LayerResult("rules", score_of([x.finding for x in located]),
+                           [x.finding.rule_id for x in over], _describe(over))
+
+    def _classifier_layers(self, places: list[tuple[str, str]]) -> list[LayerResult]:
+        """The learned layers' verdicts on each paragraph (block or hidden fragment), naming the
+        paragraphs over threshold."""
+        if self.injection_classifier is None or not places:
+            return []
+        classifier = self.injection_classifier
+        thresholds = {"classifier": classifier.threshold, "model": classifier.model_threshold}
+        layers = []
+        for name, scores in classifier.score([text for _, text in places]).items():
+            located = [Located(place, Finding(f"injection_{name}", s.score, s.start, s.end))
+                       for (place, _), s in zip(places, scores)]
+            over = sorted((x for x in located if x.finding.score >= thresholds[name]), key=lambda x: -x.finding.score)
+            layers.append(LayerResult(name, max(s.score for s in scores), [f"injection_{name}"] if over else [],
+                                      _describe(over)))
+        return layers
+
+    @staticmethod
+    def _quarantine_injection(layers: list[LayerResult]) -> None:
+        """Quarantine when any layer decides; the record names the deciding layers (the first
+        as scanner) and carries every layer's score."""
+        deciding = [layer for layer in layers if layer.rule_ids]
+        if deciding:
+            scores = ", ".join(f"{layer.name} {layer.score:.2f}" for layer in layers)
             raise ScreeningQuarantine(
-                f"possible prompt injection: {described}{more}",
-                scanner=scanner, rule_ids=[x.finding.rule_id for x in over],
-                score=score_of([x.finding for x in over]),
+                f"possible prompt injection: {'; '.join(f'{x.name}: {x.summary}' for x in deciding)} "
+                f"(layer scores: {scores})",
+                scanner=deciding[0].name, rule_ids=[r for layer in deciding for r in layer.rule_ids],
+                score=deciding[0].score,
             )
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """One injection layer's verdict: its highest score, the rule ids that crossed its
+    threshold (none: it passed the text) and where they are, without any of the text."""
+
+    name: str
+    score: float
+    rule_ids: list[str]
+    summary: str
+
+
+def _describe(over: list[Located]) -> str:
+    described = ", ".join(x.describe() for x in over[:MAX_DESCRIBED_FINDINGS])
+    more = f" and {len(over) - MAX_DESCRIBED_FINDINGS} more" if len(over) > MAX_DESCRIBED_FINDINGS else ""
+    return described + more
 
 
 def document_strings(document: ParsedDocument) -> list[str]:
