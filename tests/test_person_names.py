@@ -40,6 +40,8 @@ def test_ordinary_names_are_found(text, expected):
     "Victoria Station is closed on Sunday.",
     "Mark Review Complete",
     "the Christian Democratic Union",
+    "Dock Safety\n\nNever leave a trailer unattended at an open dock.",
+    "Fleet Engineering Review\n\nThe fleet is serviced every month.",
 ])
 def test_words_that_look_like_names_are_not_names(text):
     assert _names(text) == []

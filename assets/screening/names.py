@@ -39,9 +39,13 @@ _STREET_WORD = re.compile(rf"(?:{STREET_SUFFIXES})\.?")
 # A capitalised word inside a sentence right before the first name: part of a longer proper
 # noun ("the East India Company"), unless the names are known.
 _CAPITALISED_BEFORE = re.compile(rf"(?<=[^\W\d_][ \t]){_WORD}[ \t]+$")
+# A first name the same text also uses in lowercase is a word there ("Fleet Engineering ...
+# the fleet"; "Dock Safety ... an open dock").
+_LOWERCASE_WORD = re.compile(r"(?<![\w\-])[a-zß-öø-ÿ]+(?![\w\-])")
 _THE_BEFORE = re.compile(r"(?i)\bthe[ \t]+$")
 _LINE_WORD = re.compile(r"[^\W\d_]{3,}")
 _TITLE_CASE_SHARE = 0.6  # a line with this share of capitalised words is a heading or a title
+_NEAR_WORDS, _NEAR = 4, 60  # the words (and characters) either side of a name that say so
 
 
 @cache
@@ -74,41 +78,47 @@ def _ends_other_thing(token: str, surnames: frozenset[str]) -> bool:
 
 
 def _title_case_line(text: str, start: int, end: int) -> bool:
-    """Headings and headlines capitalise most words ("Can Green Make Green?"): there only
-    known names count. The candidate itself and words in capitals (IBAN, EUR) are not counted."""
+    """Headings and headlines capitalise most words ("Can Green Make Green?", "Dock Dwell
+    Limits"): there only known names count. Judged on the words of the line nearest the
+    candidate, not counting it or words in capitals (IBAN, EUR)."""
     line_start = text.rfind("\n", 0, start) + 1
     line_end = text.find("\n", end)
-    line_end = line_end if line_end >= 0 else len(text)
-    words = [w for w in (*_LINE_WORD.findall(text, line_start, start), *_LINE_WORD.findall(text, end, line_end))
-             if not w.isupper()]
-    return len(words) >= 2 and sum(w[0].isupper() for w in words) >= _TITLE_CASE_SHARE * len(words)
+    before = _LINE_WORD.findall(text, max(line_start, start - _NEAR), start)[-_NEAR_WORDS:]
+    after = _LINE_WORD.findall(text, end, min(line_end if line_end >= 0 else len(text), end + _NEAR))[:_NEAR_WORDS]
+    words = [w for w in (*before, *after) if not w.isupper()]
+    return bool(words) and sum(w[0].isupper() for w in words) >= _TITLE_CASE_SHARE * len(words)
 
 
 def find_person_names(text: str) -> list[Detection]:
     """A known first name before one or two capitalised names ("Gloria Adolph", "Andrzej K.
     Lipok", "Nova van den Hoek"), and an honorific before a capitalised name ("Dr. Okafor").
-    A first name that is also a word or place ("Grant Application", "Victoria Station") counts
-    only before a known surname, and so does any name in capitals ("JOHN SMITH") or in a
-    title-case heading or after another capitalised word ("the East India Company"); never
-    after "the"; never ending in "Ltd" or in a street type that is no surname ("Jason Trail")."""
+    A first name that is also a word or place ("Grant Application", "Victoria Station"), or
+    that the text also writes in lowercase, counts only before a known surname, and so does
+    any name in capitals ("JOHN SMITH"), in a title-case heading or after another capitalised
+    word ("the East India Company"); never after "the"; never ending in "Ltd" or in a street
+    type that is no surname ("Jason Trail")."""
     first, surnames = _names()
     found: list[Detection] = []
+    lowercase_words: set[str] | None = None
     for match in _CAPITALISED.finditer(text):
         token = match.group()
         is_word = first.get(_title(token))
         inside_last = found and match.start() < found[-1].end
         if is_word is None or inside_last or _THE_BEFORE.search(text[max(0, match.start() - 5):match.start()]):
             continue
+        if lowercase_words is None:
+            lowercase_words = set(_LOWERCASE_WORD.findall(text))
+        is_word = is_word or token.lower() in lowercase_words
         rest = _REST.match(text, match.end())
         if not rest or _ends_other_thing(rest.group(1), surnames):
             continue
         surname, second = rest.group(1), rest.group(2)
         with_second = bool(second) and _surname(second, surnames) and not _ends_other_thing(second, surnames)
-        strict = (is_word or token.isupper() or surname.isupper() or _title_case_line(text, match.start(), rest.end())
+        end = rest.end() if with_second else rest.end(1)
+        strict = (is_word or token.isupper() or surname.isupper() or _title_case_line(text, match.start(), end)
                   or _CAPITALISED_BEFORE.search(text[max(0, match.start() - 40):match.start()]))
         if strict and not (_surname(surname, surnames) or with_second and _title(surname) in first):
             continue
-        end = rest.end() if with_second else rest.end(1)
         found.append(Detection("PERSON", match.start(), end, NAME_SCORE))
     for match in _HONORIFIC.finditer(text):
         name, second = match.group(1), match.group(2)
