@@ -9,9 +9,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from assets.screening.pii import PiiEngine, PiiResult
+from assets.screening.pii import PiiEngine
 from assets.screening.poisoning import Finding, scan_for_injection, score_of
-from core.types import Detection, DocumentRejected, ParsedDocument
+from core.types import DocumentRejected, ParsedDocument
 from resources.azure_ai import InjectionShield, PiiDetector
 
 MAX_DESCRIBED_FINDINGS = 5
@@ -58,12 +58,9 @@ class Screener:
             located = [Located(f"block {i}", f) for i, b in enumerate(document.blocks) for f in scan_for_injection(b.text)]
             located += hidden_text_findings(document.hidden_text)
             self._quarantine_above_threshold(located, "rules")
-        blocks, fields = document_strings(document)
-        texts = [*blocks, *fields]
-        external = self.pii_detector.detect(texts) if self.pii_detector else [()] * len(texts)
-        results = self.pii.anonymize_many(blocks, external[:len(blocks)])
-        screened_fields, together = anonymize_together(self.pii, fields, external[len(blocks):])
-        results.append(together)
+        texts = document_strings(document)
+        external = self.pii_detector.detect(texts) if self.pii_detector else None
+        results = self.pii.anonymize_many(texts, external)
         counts: Counter = sum((r.counts for r in results), Counter())
         quarantined = set().union(*(r.quarantined_entities for r in results))
         if quarantined:
@@ -72,7 +69,7 @@ class Screener:
                 f"({sum(counts[e] for e in quarantined)} values)",
                 scanner="pii", rule_ids=[f"pii:{e}" for e in quarantined], score=None,
             )
-        screened = dict(zip(texts, [*(r.text for r in results[:-1]), *screened_fields], strict=True))
+        screened = dict(zip(texts, (r.text for r in results), strict=True))
         return with_strings_replaced(document, screened), dict(counts)
 
     def screen_chunks(self, doc_id: str, texts: Sequence[str]) -> None:
@@ -102,39 +99,14 @@ class Screener:
             )
 
 
-def document_strings(document: ParsedDocument) -> tuple[list[str], list[str]]:
+def document_strings(document: ParsedDocument) -> list[str]:
     """Every distinct non-empty string of a document that can reach a payload, the ledger or a
-    log: its block texts, then its short fields: each section (heading path) once however many
-    blocks share it, title, author, date and language (the last three come from front matter,
-    headers or blob metadata: free text). The source URI is left: it is the document's identity."""
-    blocks = list(dict.fromkeys(block.text for block in document.blocks if block.text))
-    fields = [*(block.section for block in document.blocks), document.title, document.author, document.date,
-              document.language]
-    return blocks, [text for text in dict.fromkeys(f for f in fields if f) if text not in set(blocks)]
-
-
-# Short fields are anonymized in one call (Presidio's cost is mostly per call), joined by a
-# paragraph holding only a full stop: it ends the sentence, so NER reads each field on its own
-# (an invisible separator or bare blank lines let a name run into its neighbours and be
-# missed), and no recognizer matches across it; if one did, the split would not come out
-# right and each field is anonymized on its own instead.
-_FIELD_SEPARATOR = "\n\n.\n\n"
-
-
-def anonymize_together(engine: PiiEngine, texts: Sequence[str],
-                       external: Sequence[Sequence[Detection]]) -> tuple[list[str], PiiResult]:
-    """Each text anonymized, and the result of all of them (its counts and quarantined entities)."""
-    joined, shifted, offset = _FIELD_SEPARATOR.join(texts), [], 0
-    for text, found in zip(texts, external, strict=True):
-        shifted += [replace(d, start=d.start + offset, end=d.end + offset) for d in found]
-        offset += len(text) + len(_FIELD_SEPARATOR)
-    result = engine.anonymize(joined, shifted)
-    pieces = result.text.split(_FIELD_SEPARATOR)
-    if len(pieces) == len(texts):
-        return pieces, result
-    alone = [engine.anonymize(text, found) for text, found in zip(texts, external, strict=True)]
-    counts: Counter = sum((r.counts for r in alone), Counter())
-    return [r.text for r in alone], PiiResult(joined, counts, set().union(*(r.quarantined_entities for r in alone)))
+    log, in one batch: block texts, each section (heading path) once however many blocks share
+    it, title, author, date and language (the last three come from front matter, headers or
+    blob metadata: free text). The source URI is left: it is the document's identity."""
+    strings = [*(block.text for block in document.blocks), *(block.section for block in document.blocks),
+               document.title, document.author, document.date, document.language]
+    return [text for text in dict.fromkeys(strings) if text]
 
 
 def with_strings_replaced(document: ParsedDocument, screened: dict[str, str]) -> ParsedDocument:
