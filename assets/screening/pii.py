@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
 
+from assets.screening.names import find_person_names
 from assets.screening.ner import (
     TransformersNer,
     blank_tokenizer,
@@ -185,7 +186,8 @@ class PiiEngine:
         return results
 
     def _ner_entities(self, texts: Sequence[str]) -> list[list[Detection]]:
-        """Model entities of each text, from its name-bearing sentences in one batch."""
+        """Model entities of each text, from its name-bearing sentences in one batch, and the
+        gazetteer's person names (the model's and the gazetteer's overlaps are resolved later)."""
         if not self.config.ner:
             return [[] for _ in texts]
         pieces = [(index, start, end) for index, text in enumerate(texts) for start, end in name_bearing(text)]
@@ -201,7 +203,7 @@ class PiiEngine:
                 Detection(d.entity, d.start + start, d.end + start, d.score) for d in entities
                 if plausible(d.entity, text, d.start + start, d.end + start)
             ]
-        return found
+        return [entities + find_person_names(text) for text, entities in zip(texts, found, strict=True)]
 
     def detect(self, text: str) -> list[Detection]:
         return self.detect_many([text])[0]

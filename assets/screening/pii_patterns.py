@@ -198,7 +198,7 @@ def find_ibans(text: str) -> list[Detection]:
 
 # USPS Publication 28 primary suffixes and common abbreviations, plus British, Irish,
 # Australian and Indian ones.
-_SUFFIXES = (
+STREET_SUFFIXES = (
     "Alley|Aly|Annex|Arcade|Avenue|Ave|Av|Bayou|Beach|Bend|Bluffs?|Bottom|Boulevard|Blvd|Branch|Bridge|Brooks?|Burgs?|"
     "Bypass|Camp|Canyon|Cape|Causeway|Centers?|Centre|Circles?|Cir|Cliffs?|Close|Club|Commons?|Corners?|Course|"
     "Courts?|Ct|Coves?|Creek|Crescent|Cres|Crest|Crossing|Crossroads?|Curve|Dale|Dam|Divide|Drives?|Dr|Estates?|"
@@ -223,7 +223,7 @@ _POSTAL_TAIL = (
 )
 _NUMBER_FIRST = (
     rf"(?:(?:H\.?\s?No\.?|No\.?)\s?)?\b\d{{1,5}}[A-Za-z]?(?:[/\-]\d{{1,4}})?,?\s"
-    rf"(?:{_NAME_WORD}\s){{0,3}}(?:[A-Z][\w'’\-]*\s)?(?:{_SUFFIXES})\b\.?"
+    rf"(?:{_NAME_WORD}\s){{0,3}}(?:[A-Z][\w'’\-]*\s)?(?:{STREET_SUFFIXES})\b\.?"
 )
 _STREET_WORD = (
     r"(?:[A-ZÀ-Ý][\wß'’\-]*(?i:stra(?:ss|ß)e|str\.|weg|gasse|allee|platz|ring|damm|steeg|straat|laan|gracht|"
