@@ -9,7 +9,8 @@ on the clean twins; for the direct set: recall per source and false positives on
 prompts (for information: those are requests written to an assistant). Every figure is split
 into the sources the classifier was tuned on and the held-out ones (the split of
 scripts/train_injection_classifier.py). Then latency per 1,000 chunks, and the generated
-poisoning set of tests/screening_corpus.py. The PII half is bench/pii_eval.py.
+poisoning set of tests/screening_corpus.py. Last, PII recall and precision per entity type and
+source on pii/dev.jsonl (bench/pii_eval.py, which also runs on its own).
 """
 
 import argparse
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from pii_eval import evaluate_pii, format_evaluation  # noqa: E402
 from train_injection_classifier import TUNE_CORPORA, TUNE_ORIGINS, held_out, load_texts, tuned_on  # noqa: E402
 
 import resources  # noqa: E402,F401  (offline defaults before library imports)
@@ -84,8 +86,8 @@ def main() -> None:
         _table("  by wrapper", by["wrapper"], 1)
         _table("  by position", by["position"], 1)
         _table(f"indirect: false positives on clean twins ({split})", {**by["all"], **by["corpus"]}, 0)
-        decoys = {"decoy": [r for r in indirect if not r["label"] and r["text"].wrapper],
-                  "no decoy": [r for r in indirect if not r["label"] and not r["text"].wrapper]}
+        decoys = {"decoy": [r for r in indirect if not r["label"] and r["text"].decoy],
+                  "no decoy": [r for r in indirect if not r["label"] and not r["text"].decoy]}
         _table("  clean twins with and without a decoy", decoys, 0)
         per_source = defaultdict(list)
         for r in direct:
@@ -115,6 +117,9 @@ def main() -> None:
         kinds = ", ".join(f"{kind} {rate:.3f}" for kind, rate in scores.detection_by_kind.items())
         print(f"  {name:<10} detection {scores.detection_rate:.3f}, false positives {scores.false_positive_rate:.3f}"
               f" ({kinds})")
+
+    print("\nPII (bench/pii_eval.py)")
+    print(format_evaluation(evaluate_pii(args.data / "pii" / "dev.jsonl")))
 
 
 if __name__ == "__main__":

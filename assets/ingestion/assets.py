@@ -25,6 +25,7 @@ from assets.ingestion import stages
 from assets.ingestion.changes import CHANGE_CLASSES, PROCESSED_CLASSES
 from assets.placement import GPU_STEP, HEAVY_CPU_STEP, LIGHT_CPU_STEP
 from assets.screening.assets import build_screener
+from assets.screening.injection_classifier import injection_fingerprint
 from core.shards import ShardRange
 from core.types import LeaseHeld, LedgerRow, Manifest
 from resources.azure_ai import InjectionShield, PiiDetector
@@ -145,7 +146,8 @@ def raw_documents(
         pii_config.validate(screening_settings.pii_hash_salt)
     except ValueError as error:
         raise Failure(description=str(error)) from None
-    version = stages.current_index_version(embedder, ingestion_settings, pii_config.fingerprint())
+    screening_policy = {"pii": pii_config.fingerprint(), "injection": injection_fingerprint(screening_settings)}
+    version = stages.current_index_version(embedder, ingestion_settings, screening_policy)
     collection = stages.collection_name(ingestion_settings.alias, version)
     _hold_writer_lease(context, ledger, collection, ingestion_settings.writer_wait_s)
     run_id, shard = stages.logical_run_id(context), stages.shard_of_run(context)

@@ -59,7 +59,7 @@ from resources.staging import BatchWriter
 SCAN_BATCH = 500  # listed items whose ledger rows are looked up in one go
 
 
-def current_index_version(embedder, settings, pii_policy: dict) -> str:
+def current_index_version(embedder, settings, screening_policy: dict) -> str:
     """The version of everything that shapes vectors, plus the namespace when there is one
     (so production versions stay as they were and an evaluation never shares their ledger rows)."""
     namespace = {"namespace": settings.namespace} if settings.namespace else {}
@@ -72,7 +72,7 @@ def current_index_version(embedder, settings, pii_policy: dict) -> str:
             "cleaning": CLEANING_VERSION,
             "screening": SCREENING_VERSION,
             "poisoning_threshold": settings.poisoning_threshold,
-            "pii_policy": pii_policy,
+            "screening_policy": screening_policy,  # the PII policy and the learned injection layers
             "near_duplicates": settings.near_duplicates,
             "shard_buckets": BUCKETS,  # every payload carries its source's bucket
         }

@@ -42,7 +42,7 @@ MAX_WINDOW_CHARS = 600  # ~150 tokens: MiniLM reads at most 256, and long window
 _SENTENCE_END = re.compile(r"(?<=[.!?:;])[\"')\]]*\s+|\n+|(?<=-->)|(?=<!--)")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _WORD = re.compile(r"[^\W\d_]{2,}")
-MIN_WINDOW_WORDS = 3  # labels, list numbers and table rules ("Step 1:", "| --- |") say nothing to anyone
+MIN_WINDOW_WORDS = 4  # labels, headings, list numbers and table rules ("Step 1:", "Generative AI Tools") address no one
 
 Embed = Callable[[list[str]], np.ndarray]
 
