@@ -94,7 +94,8 @@ def test_windows_are_sentences_and_pairs_with_offsets():
     assert [text[s:e] for s, e in window_spans(text)][:3] == [
         "The first one is here.", "The first one is here. The second one follows!", "The second one follows!"]
     assert "Step 4:" not in [text[s:e] for s, e in window_spans(text)]  # labels carry no instruction
-    assert window_spans("One sentence only") == [(0, 17)]
+    assert window_spans("One sentence only here") == [(0, 22)]
+    assert window_spans("Generative AI Tools") == []  # a heading addresses no one
     assert window_spans("| --- | --- |") == []
 
 
