@@ -38,7 +38,7 @@ from assets.screening.injection_classifier import (  # noqa: E402
 )
 from resources.embedders import SentenceTransformerEmbedder, default_model_path, model_fingerprint  # noqa: E402
 
-SCRIPT_VERSION = "2"
+SCRIPT_VERSION = "3"
 SEED = 20261201
 FOLDS = 5
 MAX_DIRECT_WINDOWS = 3

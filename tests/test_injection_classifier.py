@@ -96,6 +96,11 @@ def test_windows_are_sentences_and_pairs_with_offsets():
     assert "Step 4:" not in [text[s:e] for s, e in window_spans(text)]  # labels carry no instruction
     assert window_spans("One sentence only here") == [(0, 22)]
     assert window_spans("Generative AI Tools") == []  # a heading addresses no one
+    wrapped = "When the guide gives no clear answer, ask\nyourself what a careful colleague would do."
+    assert [wrapped[s:e] for s, e in sentence_spans(wrapped)] == [wrapped]  # a line break only wraps it
+    items = "Before you start:\n- open the ticket\n- attach the logs\n\nThen wait."
+    assert [items[s:e] for s, e in sentence_spans(items)] == [
+        "Before you start:", "- open the ticket", "- attach the logs", "Then wait."]
     assert window_spans("| --- | --- |") == []
 
 

@@ -39,7 +39,9 @@ HEAD_CARD = MODELS / "injection_head.json"
 HASH_BITS = 18
 MAX_WINDOW_CHARS = 600  # ~150 tokens: MiniLM reads at most 256, and long windows blur one sentence's signal
 
-_SENTENCE_END = re.compile(r"(?<=[.!?:;])[\"')\]]*\s+|\n+|(?<=-->)|(?=<!--)")
+# A sentence ends at its punctuation, a blank line, a list item, a table row or a heading, or an
+# HTML comment's edge; not at a single line break, which in PDF and plain text only wraps it.
+_SENTENCE_END = re.compile(r"(?<=[.!?:;])[\"')\]]*\s+|\n\s*\n\s*|\n(?=\s*(?:[-*+>|#\u2022]|\d+[.)]\s))|(?<=-->)|(?=<!--)")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _WORD = re.compile(r"[^\W\d_]{2,}")
 MIN_WINDOW_WORDS = 4  # labels, headings, list numbers and table rules ("Step 1:", "Generative AI Tools") address no one
@@ -48,7 +50,7 @@ Embed = Callable[[list[str]], np.ndarray]
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """[start, end) of each sentence, line or HTML comment boundary, blanks dropped."""
+    """[start, end) of each sentence (see ``_SENTENCE_END``), blanks dropped."""
     spans, start = [], 0
     for match in _SENTENCE_END.finditer(text):
         if match.end() > start:
