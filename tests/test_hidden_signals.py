@@ -138,19 +138,3 @@ def test_every_string_of_a_document_is_screened_each_distinct_one_once(screener)
     assert screened.date == "ssn <US_SSN>" and screened.language == "en"
     assert "<US_SSN>" in screened.blocks[2].text and screened.blocks[2].kind == "table"
     assert counts == {"EMAIL_ADDRESS": 2, "PHONE_NUMBER": 1, "US_SSN": 2}
-
-
-def test_tiny_and_white_pdf_text_is_not_indexed():
-    from reportlab.pdfgen import canvas
-
-    buffer = io.BytesIO()
-    pdf = canvas.Canvas(buffer)
-    pdf.setFont("Helvetica", 11)
-    pdf.drawString(72, 720, "Visible policy text.")
-    pdf.setFont("Helvetica", 1)
-    pdf.drawString(72, 700, "tiny words")
-    pdf.setFont("Helvetica", 11)
-    pdf.setFillColorRGB(1, 1, 1)
-    pdf.drawString(72, 680, "white words")
-    pdf.save()
-    assert parse_document("policy.pdf", buffer.getvalue()).text == "Visible policy text."

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from assets.ingestion.parsing import parse_document
 from assets.screening.hidden_text import hidden_text
 from assets.screening.pii import PiiEngine, redact_pii, redacted_preview
 from assets.screening.poisoning import (
@@ -148,7 +149,7 @@ def test_hidden_html_text_is_found_and_scored_higher():
     assert screened.hidden_text == []  # scanned, not carried on towards the index
 
 
-def test_tiny_and_white_pdf_text_is_hidden_text():
+def test_tiny_and_white_pdf_text_is_hidden_text_not_indexed_text():
     from reportlab.pdfgen import canvas
 
     buffer = io.BytesIO()
@@ -164,6 +165,7 @@ def test_tiny_and_white_pdf_text_is_hidden_text():
     fragments = hidden_text("application/pdf", buffer.getvalue())
     assert len(fragments) == 1 and "tinywords" in fragments[0].replace(" ", "")
     assert "whitewords" in fragments[0].replace(" ", "") and "Visible" not in fragments[0]
+    assert parse_document("policy.pdf", buffer.getvalue()).text == "Visible policy text."
 
 
 def test_a_spacy_model_path_replaces_the_pinned_ner_model(tmp_path):

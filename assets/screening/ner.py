@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
+from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -78,12 +79,18 @@ def blank_tokenizer():
 
 def load_spacy_ner(model_path: str):
     """The tokenizer and NER component of ``model_path``, or of the pinned default package
-    once its files match their hashes."""
-    import spacy
-
+    once its files match their hashes (checked on every call: tens of milliseconds)."""
     folder = Path(model_path) if model_path else default_model_path()
     if not model_path:
         verify_model(folder)
+    return _spacy_pipeline(folder)
+
+
+@cache
+def _spacy_pipeline(folder: Path):
+    """One pipeline per folder and process: every run's screener shares it."""
+    import spacy
+
     return spacy.load(folder, exclude=_NOT_NER)
 
 
