@@ -113,7 +113,7 @@ def invisible_character_texts(texts: Iterable[str]) -> list[str]:
     return [text for text in texts if invisible_characters(text)]
 
 
-_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+WORD_NS = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _WHITE_HEX = {"FFFFFF", "FFFFFFFF"}
 _TINY_DOCX_HALF_POINTS = 6  # w:sz is in half-points: below 3 pt
 
@@ -121,13 +121,13 @@ _TINY_DOCX_HALF_POINTS = 6  # w:sz is in half-points: below 3 pt
 def remove_hidden_runs(root) -> list[str]:
     """Remove the hidden runs (``w:vanish``, white or below-3-pt text) from a DOCX body's XML
     tree, and return their text, one fragment per paragraph."""
-    background = root.find(f"{_W}background")
-    white_shows = background is not None and (background.get(f"{_W}color") or "").upper() not in (*_WHITE_HEX, "AUTO")
-    hidden = [run for run in root.iter(f"{_W}r") if _hidden_run(run, white_shows)]
+    background = root.find(f"{WORD_NS}background")
+    white_shows = background is not None and (background.get(f"{WORD_NS}color") or "").upper() not in (*_WHITE_HEX, "AUTO")
+    hidden = [run for run in root.iter(f"{WORD_NS}r") if _hidden_run(run, white_shows)]
     by_paragraph: dict = {}
     for run in hidden:
-        paragraph = next(run.iterancestors(f"{_W}p"), None)
-        by_paragraph.setdefault(paragraph, []).append("".join(t.text or "" for t in run.iter(f"{_W}t")))
+        paragraph = next(run.iterancestors(f"{WORD_NS}p"), None)
+        by_paragraph.setdefault(paragraph, []).append("".join(t.text or "" for t in run.iter(f"{WORD_NS}t")))
     for run in hidden:
         if run.getparent() is not None:
             run.getparent().remove(run)
@@ -137,25 +137,25 @@ def remove_hidden_runs(root) -> list[str]:
 def _hidden_run(run, white_shows: bool) -> bool:
     """Vanished, tiny, or white where nothing suggests a dark background: white text in a
     table (cell shading often comes from a table style) or on shading stays visible."""
-    properties = run.find(f"{_W}rPr")
+    properties = run.find(f"{WORD_NS}rPr")
     if properties is None:
         return False
-    vanish, color, size = (properties.find(f"{_W}{name}") for name in ("vanish", "color", "sz"))
-    if vanish is not None and vanish.get(f"{_W}val", "true") not in ("0", "false", "off"):
+    vanish, color, size = (properties.find(f"{WORD_NS}{name}") for name in ("vanish", "color", "sz"))
+    if vanish is not None and vanish.get(f"{WORD_NS}val", "true") not in ("0", "false", "off"):
         return True
-    if (color is not None and (color.get(f"{_W}val") or "").upper() in _WHITE_HEX and not white_shows
+    if (color is not None and (color.get(f"{WORD_NS}val") or "").upper() in _WHITE_HEX and not white_shows
             and not _shaded(run)):
         return True
-    size_value = size.get(f"{_W}val") if size is not None else None
+    size_value = size.get(f"{WORD_NS}val") if size is not None else None
     return bool(size_value and size_value.isdigit() and int(size_value) < _TINY_DOCX_HALF_POINTS)
 
 
 def _shaded(run) -> bool:
-    if any(ancestor.tag == f"{_W}tc" for ancestor in run.iterancestors()):
+    if any(ancestor.tag == f"{WORD_NS}tc" for ancestor in run.iterancestors()):
         return True
-    shading = [run.find(f"{_W}rPr/{_W}shd"), run.find(f"{_W}rPr/{_W}highlight"),
-               run.getparent().find(f"{_W}pPr/{_W}shd")]
-    return any(s is not None and (s.get(f"{_W}fill") or s.get(f"{_W}val") or "").upper()
+    shading = [run.find(f"{WORD_NS}rPr/{WORD_NS}shd"), run.find(f"{WORD_NS}rPr/{WORD_NS}highlight"),
+               run.getparent().find(f"{WORD_NS}pPr/{WORD_NS}shd")]
+    return any(s is not None and (s.get(f"{WORD_NS}fill") or s.get(f"{WORD_NS}val") or "").upper()
                not in (*_WHITE_HEX, "AUTO", "NONE", "WHITE", "") for s in shading)
 
 

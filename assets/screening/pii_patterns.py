@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from functools import cache
 
+from stdnum import iban, luhn
+
 from core.types import Detection
 
 _CONTEXT_WINDOW = 40  # characters before a candidate that its context words may sit in
@@ -126,14 +128,6 @@ _CARD_SCHEMES = (
 _MAESTRO = (re.compile(r"5[06-9]|6|0604"), tuple(range(12, 20)))
 
 
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char) * (2 if index % 2 else 1)
-        total += value - 9 if value > 9 else value
-    return total % 10 == 0
-
-
 def _card_structure(digits: str, schemes=_CARD_SCHEMES) -> bool:
     return any(prefix.match(digits) and len(digits) in lengths for prefix, lengths in schemes)
 
@@ -145,7 +139,7 @@ def find_cards(text: str) -> list[Detection]:
     for match in _CARD_CANDIDATE.finditer(text):
         value = match.group()
         digits = re.sub(r"\D", "", value)
-        if not (12 <= len(digits) <= 19 and luhn_valid(digits)):
+        if not (12 <= len(digits) <= 19 and luhn.is_valid(digits)):
             continue
         grouped_or_context = value != digits or _CARD_CONTEXT.search(_before(text, match.start(), 30))
         if _card_structure(digits) or grouped_or_context and _card_structure(digits, (_MAESTRO,)):
@@ -155,41 +149,20 @@ def find_cards(text: str) -> list[Detection]:
 
 # --- IBANs -----------------------------------------------------------------------------------
 
-IBAN_LENGTHS = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BI": 27, "BR": 29,
-    "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
-    "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28,
-    "HN": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20,
-    "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
-    "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23, "PK": 24, "PL": 28, "PS": 29,
-    "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24,
-    "SM": 27, "SO": 23, "ST": 25, "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
-    "YE": 30,
-}  # the SWIFT IBAN registry's countries and lengths
 _IBAN_CANDIDATE = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
-
-
-def iban_valid(compact: str) -> bool:
-    if IBAN_LENGTHS.get(compact[:2]) != len(compact):
-        return False
-    rearranged = compact[4:] + compact[:4]
-    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+_MIN_IBAN = 15  # Norway's, the shortest in the registry
 
 
 def find_ibans(text: str) -> list[Detection]:
-    """IBANs of every registry country, compact or in groups: country length and mod-97.
-    A candidate longer than its country's IBAN (the next word glued on) is trimmed back."""
+    """IBANs of every registry country, compact or in groups (python-stdnum checks the
+    country's length and format and the mod-97 check digits). A candidate longer than its
+    IBAN (the next word glued on) is trimmed back to the longest valid prefix."""
     found = []
     for match in _IBAN_CANDIDATE.finditer(text):
         value = match.group()
-        length = IBAN_LENGTHS.get(value[:2])
-        if length is None:
-            continue
-        end, kept = 0, 0
-        while kept < length and end < len(value):
-            kept += value[end] != " "
-            end += 1
-        if kept == length and iban_valid(value[:end].replace(" ", "")):
+        ends = [index + 1 for index, char in enumerate(value) if char != " "][_MIN_IBAN - 1:]
+        end = next((end for end in reversed(ends) if iban.is_valid(value[:end])), None)
+        if end is not None:
             found.append(Detection("IBAN_CODE", match.start(), match.start() + end, 1.0))
     return found
 

@@ -13,7 +13,7 @@ from assets.ingestion.detection import DOCX, EPUB, ODT, PPTX, RTF
 from assets.ingestion.loaders import ParseRequest, loader
 from assets.ingestion.loaders.markup import html_table_markdown, optional_str
 from assets.ingestion.loaders.unstructured_runtime import partitioner
-from assets.screening.hidden_text import hidden_slides, remove_hidden_runs
+from assets.screening.hidden_text import WORD_NS, hidden_slides, remove_hidden_runs
 from core.types import Block, ParsedDocument, enter_heading, section_path
 
 _PARTITIONERS = {
@@ -52,7 +52,6 @@ def load_with_unstructured(request: ParseRequest) -> ParsedDocument:
     )
 
 
-_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _WP = "{http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing}"
 _DOCX_BODY = "word/document.xml"
 
@@ -84,11 +83,11 @@ def _alt_text_as_text(root) -> int:
     from lxml import etree
 
     replaced = 0
-    for drawing in list(root.iter(f"{_W}drawing")):
+    for drawing in list(root.iter(f"{WORD_NS}drawing")):
         properties = drawing.find(f".//{_WP}docPr")
         description = " ".join((properties.get("descr") or "").split()) if properties is not None else ""
         if description:
-            text = etree.Element(f"{_W}t")
+            text = etree.Element(f"{WORD_NS}t")
             text.text = f" {description} "
             text.set("{http://www.w3.org/XML/1998/namespace}space", "preserve")
             drawing.getparent().replace(drawing, text)
