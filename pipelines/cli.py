@@ -29,6 +29,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         chunk_overlap_tokens=getattr(args, "chunk_overlap", None),
         golden_set=getattr(args, "golden_set", None),
         retriever=getattr(args, "retriever", None),
+        top_k=getattr(args, "top_k", None),
     )
     ensure_data_dir(settings.data_path)
     return settings
@@ -329,16 +330,41 @@ def run_promote(settings: Settings, resource_overrides: dict | None = None, log_
     return _run_evaluation_job(settings, PRODUCTION_JOB, resource_overrides, log_level, INGEST_JOB)
 
 
+RANKING = ("hit@", "mrr@", "ndcg@")
+
+
+def _ranking_table(aggregates: dict[str, Any]) -> list[str]:
+    """hit@k, MRR and nDCG as rows, one column per relevance definition the golden set supports."""
+    names = list(dict.fromkeys(name.removeprefix("answer_") for name in aggregates
+                               if name.removeprefix("answer_").startswith(RANKING)))
+    columns = [(label, prefix) for label, prefix in (("context", ""), ("answer", "answer_"))
+               if any(prefix + name in aggregates for name in names)]
+    lines = [f"  {'':<28}" + "".join(f" {label:>8}" for label, _ in columns)] if names else []
+    for name in names:
+        values = [aggregates.get(prefix + name) for _, prefix in columns]
+        lines.append(f"  {name:<28}" + "".join(f" {v:>8.3f}" if v is not None else f" {'-':>8}" for v in values))
+    return lines
+
+
 def _print_evaluation(summary: dict[str, Any], settings: Settings) -> None:
     thresholds = {
         "non_llm_context_recall": f"floor {settings.min_retrieval_recall:.2f}",
         "faithfulness": f"threshold > {settings.faithfulness_threshold:.2f}",
         "composite": f"threshold > {settings.composite_threshold:.2f}",
     }
-    print(f"golden set {summary['golden_set']} ({summary['questions']} questions) on {summary['collection']}, "
-          f"retriever {summary['retriever']}, top {summary['top_k']}")
-    for name, value in summary["aggregates"].items():
-        print(f"  {name:<28} {value:>8.3f}  {thresholds.get(name, '')}")
+    aggregates = summary["aggregates"]
+    print(f"golden set {summary['golden_set']} ({summary['questions']} questions) on {summary['collection']} "
+          f"({summary['chunks']} chunks), retriever {summary['retriever']}, top {summary['top_k']}")
+    for note in summary["golden_set_notes"]:
+        print(f"  note: {note}")
+    print("  ranking (context: reference-context coverage; answer: answer span in the chunk)")
+    for line in _ranking_table(aggregates):
+        print(line)
+    for name, value in aggregates.items():
+        if not name.removeprefix("answer_").startswith(RANKING) and name != "retrieved_tokens":
+            print(f"  {name:<28} {value:>8.3f}  {thresholds.get(name, '')}")
+    if "retrieved_tokens" in aggregates:
+        print(f"  {'retrieved tokens/question':<28} {aggregates['retrieved_tokens']:>8.0f}  (top {summary['top_k']})")
     if not summary["generation_tier"]:
         print("  generation metrics not computed (no generator/judge configured): retrieval tier only")
     for name, counts in summary["scored"].items():
@@ -346,15 +372,49 @@ def _print_evaluation(summary: dict[str, Any], settings: Settings) -> None:
             print(f"  {name} scored on {counts['scored']} of {counts['applicable']} questions")
     for error in summary["errors"]:
         print(f"  error ({error['count']}×) in {error['where']}: {error['type']}: {error['message']}")
-    print(f"  retrieval latency p50 {summary['retrieval_latency_ms']['p50']} ms, "
-          f"p95 {summary['retrieval_latency_ms']['p95']} ms; tokens: "
-          + ", ".join(f"{k} {v}" for k, v in summary["tokens"].items()))
+    print("  seconds: " + ", ".join(f"{stage} {value:.1f}" for stage, value in summary["seconds"].items())
+          + "; tokens: " + ", ".join(f"{k} {v}" for k, v in summary["tokens"].items()))
     print(f"gate: {'PASSED' if summary['gate_passed'] else 'FAILED'}")
     for verdict in summary["gate"]:
         print(f"  [{'pass' if verdict['passed'] else 'FAIL'}] {verdict['check']}: {verdict['reason']}")
     print("worst questions:")
     for worst in summary["worst"]:
-        print(f"  {worst['id']}: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(worst["scores"].items())))
+        print(f"  {worst['id']}: {worst['question']}")
+        print(f"      expected {', '.join(worst['expected_sources']) or '(any source)'}; "
+              f"top retrieved {worst['top_source'] or '(nothing)'}; {worst['reason']}")
+
+
+def compare_version(settings: Settings, alias: str, version: str) -> dict[str, Any]:
+    """Score a kept index version of ``alias`` on the same golden set, retriever, top k and
+    cutoffs (retrieval tier, with the current embedder); ValueError when it is not there."""
+    from assets.evaluation.golden import load_golden_set
+    from assets.evaluation.retrieval import Retriever
+    from assets.evaluation.scoring import evaluate_candidate
+    from assets.ingestion.stages import collection_name
+    from pipelines.definitions import build_resources
+
+    resources = build_resources(settings)
+    store, embedder, evaluation = resources["vector_store"], resources["embedder"], resources["evaluation_settings"]
+    target = version if version.startswith(f"{alias}__") else collection_name(alias, version)
+    try:
+        if not store.collection_exists(target):
+            kept = sorted(name for name in store.collections() if name.startswith(f"{alias}__"))
+            raise ValueError(f"no collection {target} to compare with; versions kept: {', '.join(kept) or 'none'}")
+        retriever = Retriever(store, embedder, target, evaluation.retriever, unlabelled=evaluation.unlabelled_access)
+        scored = evaluate_candidate(load_golden_set(settings.golden_set_path), retriever, evaluation.top_k, embedder,
+                                    ks=evaluation.cutoffs(), question_cache=resources["evaluation_store"])
+        return {"collection": target, "chunks": store.count(target), "aggregates": scored.aggregates}
+    finally:
+        store.close()
+
+
+def _print_comparison(summary: dict[str, Any], other: dict[str, Any]) -> None:
+    print(f"compared with {other['collection']} ({other['chunks']} chunks), retrieval tier:")
+    print(f"  {'':<28} {'candidate':>10} {'compared':>10} {'change':>8}")
+    for name, value in summary["aggregates"].items():
+        if name in other["aggregates"]:
+            before = other["aggregates"][name]
+            print(f"  {name:<28} {value:>10.3f} {before:>10.3f} {value - before:>+8.3f}")
 
 
 def cmd_evaluation(args: argparse.Namespace, run) -> int:
@@ -368,11 +428,19 @@ def cmd_evaluation(args: argparse.Namespace, run) -> int:
     evaluation, promotion = report["evaluation"], report["promotion"]
     gate_failed = report["gate_passed"] is False
     other_errors = evaluation is None or (not report["success"] and not gate_failed)
+    if args.compare and evaluation is not None:
+        try:
+            report["comparison"] = compare_version(settings, evaluation["alias"], args.compare)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         if evaluation is not None:
             _print_evaluation(evaluation, settings)
+        if "comparison" in report:
+            _print_comparison(evaluation, report["comparison"])
         if promotion is not None:
             print(f"promoted: alias {promotion['alias']} -> {promotion['collection']} "
                   f"(was {promotion['previous'] or 'none'}); kept {', '.join(promotion['kept'])}")
@@ -476,7 +544,10 @@ def main(argv: list[str] | None = None) -> int:
     promote.add_argument("--source", type=Path, help="folder of documents (default: RAGPIPE_SOURCE_DIR)")
     for sub, run in ((evaluate, run_eval), (promote, run_promote)):
         sub.add_argument("--golden-set", help="a folder under golden_sets/ or a path (default: sample)")
-        sub.add_argument("--retriever", choices=("dense", "hybrid"), help="default: dense (RAGPIPE_RETRIEVER)")
+        sub.add_argument("--retriever", choices=("dense", "hybrid"), help="default: hybrid (RAGPIPE_RETRIEVER)")
+        sub.add_argument("--top-k", type=int, help="chunks a generator reads, scored by RAGAS (default: RAGPIPE_TOP_K)")
+        sub.add_argument("--compare", metavar="VERSION",
+                         help="also score this kept index version (or collection) the same way and print both")
         sub.add_argument("--chunk-size", type=int, help="chunk size in embedder tokens")
         sub.add_argument("--chunk-overlap", type=int, help="chunk overlap in embedder tokens")
         sub.add_argument("--gate", action="store_true", help="exit 1 when the promotion gate fails")

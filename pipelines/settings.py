@@ -18,7 +18,7 @@ from resources.devices import DEVICES
 from resources.embedders import SentenceTransformerEmbedder
 from resources.object_storage import is_pod_local
 from resources.screening import ScreeningSettings
-from resources.settings import EvaluationSettings, IngestionSettings, SettingsError
+from resources.settings import EvaluationSettings, IngestionSettings, SettingsError, parse_cutoffs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GOLDEN_SETS = REPO_ROOT / "golden_sets"
@@ -109,6 +109,7 @@ class Settings:
     golden_set: str = Setting("RAGPIPE_GOLDEN_SET", "sample")  # a folder under golden_sets/, or a path
     retriever: str = Setting("RAGPIPE_RETRIEVER", resource=EvaluationSettings, choices=("dense", "hybrid"))
     top_k: int = Setting("RAGPIPE_TOP_K", resource=EvaluationSettings)
+    hit_cutoffs: str = Setting("RAGPIPE_HIT_CUTOFFS", resource=EvaluationSettings)
     faithfulness_threshold: float = Setting("RAGPIPE_FAITHFULNESS_THRESHOLD", resource=EvaluationSettings)
     composite_threshold: float = Setting("RAGPIPE_COMPOSITE_THRESHOLD", resource=EvaluationSettings)
     max_recall_drop: float = Setting("RAGPIPE_MAX_RECALL_DROP", resource=EvaluationSettings)
@@ -161,6 +162,12 @@ class Settings:
             declaration, value = item.metadata["setting"], getattr(self, item.name)
             if declaration.choices and value not in declaration.choices:
                 raise SettingsError(f"{declaration.env}={value!r} must be one of {', '.join(declaration.choices)}")
+        if self.top_k < 1:
+            raise SettingsError(f"RAGPIPE_TOP_K={self.top_k} must be at least 1")
+        try:
+            parse_cutoffs(self.hit_cutoffs)
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
         if not 1 <= self.shards <= MAX_SHARDS:
             raise SettingsError(f"RAGPIPE_SHARDS={self.shards} must be between 1 and {MAX_SHARDS}")
         if self.qdrant_url and self.azure_search_endpoint:

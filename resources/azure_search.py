@@ -284,6 +284,12 @@ class AzureAISearchStore(ConfigurableResource):
             filter=condition, select=[KEY, CONTENT, PAYLOAD], top=limit)
         return [Hit(id=doc[KEY], score=doc["@search.score"], payload=from_document(doc)) for doc in results]
 
+    def search_many(self, name: str, vectors: list[list[float]], limit: int, *, texts: list[str] | None = None,
+                    accesses: list[AccessFilter | None]) -> list[list[Hit]]:
+        """One request per query: the service's search API takes one query at a time."""
+        return [self.search(name, vector, limit, text=None if texts is None else texts[i], access=access)
+                for i, (vector, access) in enumerate(zip(vectors, accesses, strict=True))]
+
 
 def index_name(collection: str) -> str:
     """The index (or alias) name for a collection, ``__`` written ``-``: the service allows

@@ -5,15 +5,18 @@ Per run: ``runs/<run id>/questions.jsonl`` (one line per golden question) and
 ``summary.json`` (aggregates, the candidate collection, the golden set and retriever). The
 gate compares a candidate with the promoted collection's last summary; promotions are
 appended to ``promotions.jsonl`` (an append blob on Azure) so the kept versions and rollbacks
-have a history.
+have a history. ``question_vectors/<key>.npy`` caches a golden set's question embeddings per
+embedder, so re-scoring a set costs no embedding.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from dagster import ConfigurableResource
 from pydantic import Field
 from upath import UPath
@@ -21,10 +24,10 @@ from upath import UPath
 from resources.object_storage import storage_path
 
 
-def _write_atomically(path: UPath, text: str) -> None:
+def _write_atomically(path: UPath, data: str | bytes) -> None:
     """A reader never sees half a file: a local rename is atomic, an object appears whole."""
     partial = path.with_suffix(path.suffix + ".partial")
-    partial.write_text(text, encoding="utf-8")
+    partial.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
     partial.rename(path)
 
 
@@ -54,6 +57,20 @@ class EvaluationStore(ConfigurableResource):
             if summary.get("collection") == collection and all(summary.get(k) == v for k, v in comparable.items()):
                 summaries.append(summary)
         return max(summaries, key=lambda s: s["finished_at"], default=None)
+
+    def question_vectors(self, key: str) -> list[list[float]] | None:
+        """Cached question embeddings under ``key`` (see scoring.question_vectors_key), or None."""
+        path = self._root() / "question_vectors" / f"{key}.npy"
+        if not path.is_file():
+            return None
+        return np.load(io.BytesIO(path.read_bytes()), allow_pickle=False).tolist()
+
+    def save_question_vectors(self, key: str, vectors: list[list[float]]) -> None:
+        directory = self._root() / "question_vectors"
+        directory.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(vectors, dtype=np.float32), allow_pickle=False)
+        _write_atomically(directory / f"{key}.npy", buffer.getvalue())
 
     def record_promotion(self, alias: str, collection: str, run_id: str, reason: str) -> None:
         root = self._root()

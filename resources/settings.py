@@ -59,12 +59,24 @@ class IngestionSettings(ConfigurableResource):
             raise ValueError(f"failure_budget={self.failure_budget} must be a fraction between 0 and 1")
 
 
+def parse_cutoffs(text: str) -> tuple[int, ...]:
+    """Comma-separated k values as sorted distinct positive integers; ValueError says what is wrong."""
+    try:
+        values = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        values = []
+    if not values or values[0] < 1:
+        raise ValueError(f"RAGPIPE_HIT_CUTOFFS must list positive integers, e.g. 1,3,5,10, not {text!r}")
+    return tuple(values)
+
+
 class EvaluationSettings(ConfigurableResource):
     """Which golden set and retriever the evaluation uses, and the promotion gate's thresholds."""
 
     golden_set_dir: str
-    retriever: str = "dense"  # or "hybrid": dense + BM25 fused by reciprocal rank
-    top_k: int = 5
+    retriever: str = "hybrid"  # dense + BM25 fused by reciprocal rank (the store's own where it has one), or "dense"
+    top_k: int = 5  # chunks a generator reads: RAGAS and the generation tier score these
+    hit_cutoffs: str = "1,3,5,10"  # the k of the hit@k metrics, comma separated
     faithfulness_threshold: float = 0.85
     composite_threshold: float = 0.78
     max_recall_drop: float = 0.05
@@ -74,3 +86,6 @@ class EvaluationSettings(ConfigurableResource):
     keep_versions: int = 3
     # Who sees a chunk whose document has no acl: everyone ("public") or no caller with groups ("deny").
     unlabelled_access: str = "public"
+
+    def cutoffs(self) -> tuple[int, ...]:
+        return parse_cutoffs(self.hit_cutoffs)

@@ -44,6 +44,10 @@ class VectorStore(Protocol):
         """Top ``limit`` chunks by ``vector``; by ``text`` too in a store with native hybrid;
         only those ``access`` allows. ``name`` may be an alias."""
 
+    def search_many(self, name: str, vectors: list[list[float]], limit: int, *, texts: list[str] | None = None,
+                    accesses: list[AccessFilter | None]) -> list[list[Hit]]:
+        """``search`` for several queries at once, in one request where the store takes a batch."""
+
     def payloads(self, name: str) -> Iterator[tuple[str, dict[str, Any]]]: ...
 
     def alias_target(self, alias: str) -> str | None: ...
@@ -190,6 +194,19 @@ class QdrantVectorStore(ConfigurableResource):
         response = self.client().query_points(name, query=vector, limit=limit, with_payload=True,
                                               query_filter=_access_filter(access))
         return [Hit(id=str(p.id), score=p.score, payload=p.payload or {}) for p in response.points]
+
+    def search_many(self, name: str, vectors: list[list[float]], limit: int, *, texts: list[str] | None = None,
+                    accesses: list[AccessFilter | None]) -> list[list[Hit]]:
+        """One batch request for all the queries (one round trip to a server)."""
+        from qdrant_client import models
+
+        if texts is not None:
+            raise ValueError("Qdrant searches by vector only; the retriever ranks text itself")
+        requests = [models.QueryRequest(query=vector, limit=limit, with_payload=True, filter=_access_filter(access))
+                    for vector, access in zip(vectors, accesses, strict=True)]
+        responses = self.client().query_batch_points(name, requests=requests) if requests else []
+        return [[Hit(id=str(p.id), score=p.score, payload=p.payload or {}) for p in response.points]
+                for response in responses]
 
     def payloads(self, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
         for record in self._scroll(name, with_payload=True):

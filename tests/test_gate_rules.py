@@ -4,7 +4,7 @@ from assets.evaluation.gate import GateThresholds, Scoring, judge
 from assets.evaluation.scoring import MAX_ERROR_KINDS, ErrorLog
 from assets.promotion.versions import collections_to_drop, kept_collections
 
-RETRIEVAL = {"non_llm_context_recall": 0.9, "hit_rate": 0.95}
+RETRIEVAL = {"non_llm_context_recall": 0.9, "hit@10": 0.95}
 GENERATION = {**RETRIEVAL, "faithfulness": 0.9, "composite": 0.8, "context_recall": 0.9}
 
 
@@ -31,7 +31,7 @@ def test_thresholds_are_strict_and_configurable():
     assert not verdicts(GENERATION, composite=0.8)["composite"].passed
     floor = verdicts({**RETRIEVAL, "non_llm_context_recall": 0.4})["retrieval_floor"]
     assert not floor.passed and "chunk size" in floor.reason
-    foreign = verdicts({"non_llm_context_recall": 0.0, "hit_rate": 0.0})["retrieval_floor"]
+    foreign = verdicts({"non_llm_context_recall": 0.0, "hit@10": 0.0})["retrieval_floor"]
     assert not foreign.passed and "built from the golden set's corpus/" in foreign.reason
 
 

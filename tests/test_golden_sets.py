@@ -37,7 +37,7 @@ def test_bad_rows_are_all_reported_with_line_numbers(tmp_path):
     assert "line 1:" not in message
     assert "questions.jsonl line 2:" in message
     assert "line 3: 'question' must be a non-empty string" in message
-    assert "line 4: an answerable question needs reference_contexts and/or reference_sources" in message
+    assert "line 4: an answerable question needs reference_contexts, reference_sources or answers" in message
     assert "line 5: reference_sources not in the corpus: nope.md" in message
     assert "line 6: 'answerable' must be true or false" in message
     assert "line 7: duplicate id 'q1'" in message

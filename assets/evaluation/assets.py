@@ -18,10 +18,10 @@ from dagster import (
 )
 
 from assets.evaluation import gate
-from assets.evaluation.candidate import IncompleteCandidate, candidate_of, check_complete
-from assets.evaluation.golden import GoldenSetError, load_golden_set
+from assets.evaluation.candidate import candidate_of, check_complete
+from assets.evaluation.golden import load_golden_set
 from assets.evaluation.retrieval import Retriever
-from assets.evaluation.scoring import Evaluation, evaluate_candidate, worst_questions
+from assets.evaluation.scoring import Evaluation, ProgressLog, evaluate_candidate, worst_report
 from assets.placement import HEAVY_CPU_STEP
 from core.types import Manifest
 from resources.embedders import Embedder
@@ -33,7 +33,9 @@ from resources.vector_stores import VectorStore
 
 GROUP = "evaluation"
 CHECK_DESCRIPTIONS = {
-    "retrieval_floor": "Non-LLM context recall is at least the retrieval floor (min_retrieval_recall).",
+    "retrieval_floor": "Retrieval recall is at least the retrieval floor (min_retrieval_recall): RAGAS non-LLM "
+                       "context recall of the top k chunks by reference-context coverage, or answer-in-chunk "
+                       "hit@k for a golden set with answer spans and no reference contexts.",
     "faithfulness": "Faithfulness is above its threshold (default 0.85); needs a generator and a judge.",
     "composite": "Composite (mean of faithfulness, answer relevancy, context recall and precision) is above "
                  "its threshold (default 0.78); needs a generator and a judge.",
@@ -56,29 +58,31 @@ def thresholds_of(settings: EvaluationSettings) -> gate.GateThresholds:
     )
 
 
-def _worst_table(evaluation: Evaluation) -> MetadataValue:
-    worst = worst_questions(evaluation.results)
-    names = sorted({name for result in worst for name in result.scores})
-    lines = ["| id | tags | " + " | ".join(names) + " |", "| --- | --- |" + " --- |" * len(names)]
-    for result in worst:
-        cells = [f"{result.scores[n]:.2f}" if n in result.scores else "" for n in names]
-        lines.append(f"| {result.id} | {', '.join(result.tags)} | " + " | ".join(cells) + " |")
+def _worst_table(worst: list[dict]) -> MetadataValue:
+    """The worst questions as the UI shows them: what was asked, where the answer is, what came
+    first instead and why it missed (cells kept on one line, pipes escaped)."""
+    def cell(value) -> str:
+        return " ".join(str(value or "").split()).replace("|", "\\|")
+
+    lines = ["| id | question | expected | top retrieved | reason |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {cell(w['id'])} | {cell(w['question'])} | {cell(', '.join(w['expected_sources']))} "
+              f"| {cell(w['top_source'])} | {cell(w['reason'])} |" for w in worst]
     return MetadataValue.md("\n".join(lines))
 
 
 def _summary(run_id: str, golden, index: dict, alias: str, promoted: str | None, setup: dict,
-             evaluation: Evaluation, verdicts: list[gate.Verdict], models: dict) -> dict:
+             evaluation: Evaluation, verdicts: list[gate.Verdict], models: dict, chunks: int) -> dict:
     """What the run concluded: the asset's value, the summary file and the CLI's report."""
     return {
         **setup, "run_id": run_id, "golden_set": golden.name, "questions": len(golden.questions),
-        "collection": index["collection"], "index_version": index["index_version"], "alias": alias,
+        "golden_set_notes": list(golden.notes), "collection": index["collection"], "chunks": chunks,
+        "index_version": index["index_version"], "alias": alias,
         "promoted_collection": promoted, "models": models, "generation_tier": evaluation.generation,
         "unscored_values": evaluation.unscored, "scored": evaluation.coverage, "errors": evaluation.errors,
-        "aggregates": evaluation.aggregates, "tokens": evaluation.tokens,
-        "retrieval_latency_ms": evaluation.latency_ms,
+        "aggregates": evaluation.aggregates, "tokens": evaluation.tokens, "seconds": evaluation.seconds,
         "gate": [{"check": v.check, "passed": v.passed, "reason": v.reason} for v in verdicts],
         "gate_passed": all(v.passed for v in verdicts),
-        "worst": [{"id": r.id, "scores": r.scores} for r in worst_questions(evaluation.results)],
+        "worst": worst_report(golden, evaluation.results),
     }
 
 
@@ -86,13 +90,14 @@ def _metadata(summary: dict, evaluation: Evaluation) -> dict:
     """Aggregates as numbers (so the UI plots them across runs), then the run's context."""
     metadata = {name: MetadataValue.float(float(value)) for name, value in evaluation.aggregates.items()}
     metadata.update(
-        collection=summary["collection"], golden_set=summary["golden_set"], retriever=summary["retriever"],
-        top_k=summary["top_k"], models=MetadataValue.json(summary["models"]),
+        collection=summary["collection"], chunks=summary["chunks"], golden_set=summary["golden_set"],
+        retriever=summary["retriever"], top_k=summary["top_k"], models=MetadataValue.json(summary["models"]),
         generation_tier="computed" if evaluation.generation else "not computed (no generator/judge configured)",
         unscored_values=evaluation.unscored, errors=MetadataValue.json(evaluation.errors), **evaluation.tokens,
-        retrieval_latency_p50_ms=evaluation.latency_ms["p50"], retrieval_latency_p95_ms=evaluation.latency_ms["p95"],
-        worst_questions=_worst_table(evaluation),
+        seconds=MetadataValue.json(evaluation.seconds), worst_questions=_worst_table(summary["worst"]),
     )
+    if summary["golden_set_notes"]:
+        metadata["golden_set_notes"] = MetadataValue.md("\n".join(f"- {n}" for n in summary["golden_set_notes"]))
     return metadata
 
 
@@ -102,8 +107,9 @@ def _metadata(summary: dict, evaluation: Evaluation) -> dict:
     op_tags=HEAVY_CPU_STEP,
     description=(
         "Scores the candidate index on the golden set with the serving retriever (dense, or hybrid: "
-        "the store's own, else dense + BM25 with reciprocal rank fusion): hit@k, MRR, nDCG and RAGAS non-LLM context "
-        "recall/precision always; RAGAS faithfulness, answer relevancy and LLM context precision/"
+        "the store's own, else dense + BM25 with reciprocal rank fusion), questions embedded and searched in "
+        "batches: hit@k (k = 1, 3, 5, 10 by default), MRR@10 and nDCG@10 by reference-context coverage and, for "
+        "questions with answer spans, by answer-in-chunk, and RAGAS non-LLM context recall/precision always; RAGAS faithfulness, answer relevancy and LLM context precision/"
         "recall when a generator and a judge are configured. Questions that carry groups are asked as "
         "a caller in those groups. Its blocking checks are the promotion gate. With shards, it "
         "scores the index every shard wrote, and fails unless every shard's full reconcile "
@@ -130,24 +136,30 @@ def rag_evaluation(
     settings = evaluation_settings
     try:
         golden = load_golden_set(Path(settings.golden_set_dir))
+        cutoffs = settings.cutoffs()
         candidate = candidate_of(vector_index)
         check_complete(candidate, ledger.completed(candidate["index_version"]))
-    except (GoldenSetError, IncompleteCandidate) as error:
+    except ValueError as error:  # GoldenSetError, IncompleteCandidate, bad cutoffs: the message says which
         raise Failure(description=str(error)) from None
+    for note in golden.notes:
+        context.log.warning(f"golden set {golden.name}: {note}")
     collection, alias = candidate["collection"], ingestion_settings.alias
     retriever = Retriever(vector_store, embedder, collection, settings.retriever, unlabelled=settings.unlabelled_access)
-    evaluation = evaluate_candidate(golden, retriever, settings.top_k, embedder, generator, judge)
+    evaluation = evaluate_candidate(golden, retriever, settings.top_k, embedder, generator, judge, ks=cutoffs,
+                                    progress=ProgressLog(context.log.info), question_cache=evaluation_store)
     # The baseline is the promoted version on the same questions, whatever its retriever or k:
     # a change of retriever or k is exactly what the regression check must judge.
     same_questions = {"golden_set_fingerprint": golden.fingerprint}
     promoted = vector_store.alias_target(alias)
     baseline = evaluation_store.latest_summary(promoted, same_questions) if promoted else None
     verdicts = gate.judge(evaluation.aggregates, baseline, thresholds_of(settings),
-                          gate.Scoring(evaluation.coverage, evaluation.errors), gate.AccessAudit.of(evaluation.results))
-    setup = {**same_questions, "retriever": settings.retriever, "top_k": settings.top_k,
+                          gate.Scoring(evaluation.coverage, evaluation.errors), gate.AccessAudit.of(evaluation.results),
+                          top_k=settings.top_k)
+    setup = {**same_questions, "retriever": settings.retriever, "top_k": settings.top_k, "hit_cutoffs": list(cutoffs),
              "unlabelled_access": settings.unlabelled_access}
     summary = _summary(context.run_id, golden, candidate, alias, promoted, setup, evaluation, verdicts,
-                       {role: model.identity() for role, model in (("generator", generator), ("judge", judge)) if model})
+                       {role: model.identity() for role, model in (("generator", generator), ("judge", judge)) if model},
+                       vector_store.count(collection))
     results_path = evaluation_store.save_run(context.run_id, summary, [r.to_dict() for r in evaluation.results])
     metadata = _metadata(summary, evaluation)
     metadata["results"] = MetadataValue.path(str(results_path))

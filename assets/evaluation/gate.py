@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from assets.evaluation.relevance import RANK_DEPTH
 from assets.evaluation.scoring import GENERATION_METRICS
 
 GATE_CHECKS = ("retrieval_floor", "faithfulness", "composite", "context_recall_regression", "no_acl_leak")
@@ -99,23 +100,36 @@ def _generation_threshold(check: str, metrics: Sequence[str], aggregates: dict[s
                    {"value": value, "threshold": minimum})
 
 
-def _retrieval_floor(aggregates: dict[str, float], thresholds: GateThresholds, scoring: Scoring) -> Verdict:
-    incomplete = _incomplete("retrieval_floor", ("non_llm_context_recall",), scoring, thresholds)
+RECALL_DEFINITION = ("RAGAS non-LLM context recall of the top {k} chunks: a reference context counts when a chunk "
+                     "holds half its word bigrams, or, under four words, all its words together")
+ANSWER_DEFINITION = "answer-in-chunk hit@{k}: share of questions with an answer span in one of the top {k} chunks"
+
+
+def _retrieval_floor(aggregates: dict[str, float], thresholds: GateThresholds, scoring: Scoring,
+                     top_k: int) -> Verdict:
+    """Reference-context recall when the golden set has reference contexts; answer-in-chunk
+    hit@k when it has only answer spans. The reason names the definition it used."""
+    name, definition = "non_llm_context_recall", RECALL_DEFINITION.format(k=top_k)
+    if name not in aggregates and f"answer_hit@{top_k}" in aggregates:
+        name, definition = f"answer_hit@{top_k}", ANSWER_DEFINITION.format(k=top_k)
+    incomplete = _incomplete("retrieval_floor", (name,), scoring, thresholds)
     if incomplete:
         return incomplete
-    value = aggregates.get("non_llm_context_recall")
+    value = aggregates.get(name)
+    metadata = {"metric": name, "definition": definition, "threshold": thresholds.min_retrieval_recall}
     if value is None:
-        return Verdict("retrieval_floor", False, "non-LLM context recall was not computed: the golden set "
-                       "has no answerable question with reference_contexts")
+        return Verdict("retrieval_floor", False, "retrieval recall was not computed: the golden set has no "
+                       "answerable question with reference_contexts or answers", metadata)
     passed = value >= thresholds.min_retrieval_recall
-    reason = (f"retrieval context recall {value:.3f} {'>=' if passed else '<'} floor "
-              f"{thresholds.min_retrieval_recall:.2f} (hit rate {aggregates.get('hit_rate', 0):.3f})")
-    if not passed and aggregates.get("hit_rate") == 0:
-        reason += (": no retrieved chunk comes from a reference source; was the index built from the "
-                   "golden set's corpus/ (ragpipe eval does that), or does the production corpus hold its files?")
+    hits = aggregates.get(f"hit@{RANK_DEPTH}", aggregates.get(f"answer_hit@{RANK_DEPTH}", 0.0))
+    reason = (f"{name} {value:.3f} {'>=' if passed else '<'} floor {thresholds.min_retrieval_recall:.2f} "
+              f"({definition}; hit@{RANK_DEPTH} {hits:.3f})")
+    if not passed and hits == 0:
+        reason += (": no retrieved chunk is relevant; was the index built from the golden set's corpus/ "
+                   "(ragpipe eval does that), or does the production corpus hold its files?")
     elif not passed:
         reason += ": the retrieved chunks miss most reference passages (chunk size/overlap or embedder?)"
-    return Verdict("retrieval_floor", passed, reason, {"value": value, "threshold": thresholds.min_retrieval_recall})
+    return Verdict("retrieval_floor", passed, reason, {**metadata, "value": value})
 
 
 def _recall_regression(aggregates: dict[str, float], baseline: dict[str, Any] | None,
@@ -158,10 +172,10 @@ def _no_acl_leak(audit: AccessAudit) -> Verdict:
 
 
 def judge(aggregates: dict[str, float], baseline: dict[str, Any] | None, thresholds: GateThresholds,
-          scoring: Scoring = Scoring(), access: AccessAudit = AccessAudit()) -> list[Verdict]:
-    """Every gate check's verdict, in GATE_CHECKS order."""
+          scoring: Scoring = Scoring(), access: AccessAudit = AccessAudit(), top_k: int = 5) -> list[Verdict]:
+    """Every gate check's verdict, in GATE_CHECKS order; ``top_k``: the chunks the recall was read from."""
     return [
-        _retrieval_floor(aggregates, thresholds, scoring),
+        _retrieval_floor(aggregates, thresholds, scoring, top_k),
         _generation_threshold("faithfulness", ("faithfulness",), aggregates, thresholds.faithfulness,
                               thresholds, scoring),
         _generation_threshold("composite", GENERATION_METRICS, aggregates, thresholds.composite, thresholds, scoring),

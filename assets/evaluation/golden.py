@@ -1,7 +1,9 @@
 """Golden sets: ``golden_sets/<name>/questions.jsonl`` beside the ``corpus/`` it asks about,
 and optionally ``acl.yaml``, the corpus's ACL mapping file (glob: [groups], as RAGPIPE_ACL_FILE).
 A question may carry ``groups``: it is then asked as a caller in those groups, and the gate
-checks that none of its retrieved chunks is one those groups may not see.
+checks that none of its retrieved chunks is one those groups may not see. It may carry
+``answers``, short answer spans (a list of strings, or SQuAD's ``{"text": [...]}``): they are
+scored by answer-in-chunk, beside the reference contexts' coverage.
 
 Every row is validated on load and all bad rows are reported together, each with its
 line number, so a broken set is fixed in one pass rather than one error at a time.
@@ -14,6 +16,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from assets.evaluation.relevance import MIN_COVERAGE_WORDS, too_short_for_coverage
 
 QUESTIONS_FILE = "questions.jsonl"
 CORPUS_DIR = "corpus"
@@ -34,6 +38,7 @@ class GoldenQuestion:
     answerable: bool
     tags: tuple[str, ...]
     groups: tuple[str, ...] | None = None  # the caller's groups; None: an unrestricted caller
+    answers: tuple[str, ...] = ()  # answer spans, scored by answer-in-chunk
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class GoldenSet:
     root: Path
     questions: tuple[GoldenQuestion, ...]
     fingerprint: str  # sha256 prefix of questions.jsonl: evaluations compare only on the same set
+    notes: tuple[str, ...] = ()  # what the loader changed about how some rows are scored
 
     @property
     def corpus(self) -> Path:
@@ -59,6 +65,13 @@ def _strings(row: dict[str, Any], key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _answers(row: dict[str, Any]) -> tuple[str, ...]:
+    value = row.get("answers", [])
+    if isinstance(value, dict):  # SQuAD / Hugging Face: {"text": [...], "answer_start": [...]}
+        value = value.get("text", [])
+    return _strings({"answers": value}, "answers")
+
+
 def parse_question(row: Any, corpus: Path) -> GoldenQuestion:
     """One row of questions.jsonl; ValueError says what is wrong with it."""
     if not isinstance(row, dict):
@@ -73,16 +86,28 @@ def parse_question(row: Any, corpus: Path) -> GoldenQuestion:
     if not isinstance(ground_truth, str) or not ground_truth.strip():
         raise ValueError("'ground_truth' (the reference answer) must be a non-empty string")
     contexts, sources = _strings(row, "reference_contexts"), _strings(row, "reference_sources")
-    if answerable and not (contexts or sources):
-        raise ValueError("an answerable question needs reference_contexts and/or reference_sources")
+    answers = _answers(row)
+    if answerable and not (contexts or sources or answers):
+        raise ValueError("an answerable question needs reference_contexts, reference_sources or answers")
     missing = [source for source in sources if not (corpus / source).is_file()]
     if missing:
         raise ValueError(f"reference_sources not in the corpus: {', '.join(missing)}")
     return GoldenQuestion(
         id=row["id"], question=row["question"], ground_truth=ground_truth,
         reference_contexts=contexts, reference_sources=sources, answerable=answerable,
-        tags=_strings(row, "tags"), groups=_strings(row, "groups") if "groups" in row else None,
+        tags=_strings(row, "tags"), groups=_strings(row, "groups") if "groups" in row else None, answers=answers,
     )
+
+
+def loading_notes(questions: tuple[GoldenQuestion, ...]) -> tuple[str, ...]:
+    """What an operator should know about how rows will be scored, said once at load time."""
+    short = [q.id for q in questions if any(too_short_for_coverage(c) for c in q.reference_contexts)]
+    if not short:
+        return ()
+    listed = ", ".join(short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
+    return (f"{len(short)} question(s) have a reference context of fewer than {MIN_COVERAGE_WORDS} words "
+            f"({listed}): too short for coverage scoring, such a context is scored by answer-in-chunk "
+            "(its words together in the chunk) instead",)
 
 
 def load_golden_set(root: Path) -> GoldenSet:
@@ -108,4 +133,5 @@ def load_golden_set(root: Path) -> GoldenSet:
         problems.append(f"{path.name}: no questions")
     if problems:
         raise GoldenSetError(f"golden set {root.name!r} is invalid:\n" + "\n".join(problems))
-    return GoldenSet(root.name, root, tuple(questions), hashlib.sha256(raw).hexdigest()[:12])
+    return GoldenSet(root.name, root, tuple(questions), hashlib.sha256(raw).hexdigest()[:12],
+                     loading_notes(tuple(questions)))

@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 from itertools import islice
 
+import numpy as np
 from rank_bm25 import BM25Okapi
 
 from core.access import AccessFilter, check_policy
@@ -71,7 +72,7 @@ class Retriever:
         if self._bm25 is None:
             return []
         scores = self._bm25.get_scores(bm25_tokens(query))
-        ranked = (i for i in sorted(range(len(scores)), key=lambda i: -scores[i]) if scores[i] > 0)
+        ranked = (i for i in np.argsort(-scores, kind="stable") if scores[i] > 0)
         allowed = (self._bm25_hits[i] for i in ranked
                    if access is None or access.allows(self._bm25_hits[i].payload.get("acl")))
         return list(islice(allowed, self._candidates))
@@ -79,11 +80,19 @@ class Retriever:
     def search(self, query: str, k: int, *, groups: Sequence[str] | None) -> list[Hit]:
         """The top ``k`` chunks for ``query`` that a caller in ``groups`` may see. ``groups=None``
         is a trusted caller (no trimming); an empty list sees only what the unlabelled policy allows."""
-        access = self.access(groups)
-        vector = self._embedder.embed([query])[0]
+        return self.search_many([query], k, groups=[groups])[0]
+
+    def search_many(self, queries: Sequence[str], k: int, *, groups: Sequence[Sequence[str] | None],
+                    vectors: Sequence[Sequence[float]] | None = None) -> list[list[Hit]]:
+        """``search`` for each query, as a caller in the matching ``groups``, with one embedding
+        call and the store's batched search; ``vectors``: the queries' embeddings if known."""
+        queries = list(queries)
+        vectors = [list(v) for v in vectors] if vectors is not None else self._embedder.embed(queries)
+        accesses = [self.access(caller) for caller in groups]
         if self.mode == "dense":
-            return self._store.search(self._collection, vector, k, access=access)
+            return self._store.search_many(self._collection, vectors, k, accesses=accesses)
         if self._store.native_hybrid:
-            return self._store.search(self._collection, vector, k, text=query, access=access)
-        dense = self._store.search(self._collection, vector, max(k, self._candidates), access=access)
-        return reciprocal_rank_fusion([dense, self._sparse(query, access)], k)
+            return self._store.search_many(self._collection, vectors, k, texts=queries, accesses=accesses)
+        dense = self._store.search_many(self._collection, vectors, max(k, self._candidates), accesses=accesses)
+        return [reciprocal_rank_fusion([hits, self._sparse(query, access)], k)
+                for hits, query, access in zip(dense, queries, accesses, strict=True)]
