@@ -31,6 +31,7 @@ def test_loads_as_a_golden_set_with_the_requested_sizes(generated):
     assert len(list(golden.corpus.rglob("*.md"))) == 120
     assert len({q.question for q in golden.questions}) == len(golden.questions)
     assert 0 < sum(not q.answerable for q in golden.questions) < len(golden.questions) / 10
+    assert all(len(q.answers) == 1 for q in golden.questions if q.answerable)
 
 
 def test_every_answer_is_in_its_reference_context_and_the_context_in_its_source(generated):
