@@ -23,6 +23,7 @@ import random
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import cycle
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -420,14 +421,15 @@ def generate_golden_set(root: Path, documents: int = 120, questions: int = 1200,
             subjects += stated[:1] if kind in (PRODUCT, SITE) else []
     order = rng.sample(statements, len(statements))
     paraphrases = [rng.randrange(len(s.fact.questions)) for s in order]
-    unstated = iter(rng.sample([(t, s) for s in subjects for t in UNSTATED], questions // UNANSWERABLE_EVERY))
+    pairs = [(t, s) for s in subjects for t in UNSTATED]
+    unstated = cycle(rng.sample(pairs, len(pairs)))  # repeats only in sets of a few documents
     rows, asked = [], 0
     for number in range(1, questions + 1):
         if number % UNANSWERABLE_EVERY == 0:
             rows.append(_unanswerable(*next(unstated), number))
             continue
-        cycle, place = divmod(asked, len(order))
-        rows.append(_answerable(order[place], number, paraphrases[place] + cycle))
+        round_, place = divmod(asked, len(order))
+        rows.append(_answerable(order[place], number, paraphrases[place] + round_))
         asked += 1
     (root / QUESTIONS_FILE).write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return root
