@@ -39,14 +39,11 @@ class VectorStore(Protocol):
 
     native_hybrid: bool  # the store fuses text and vector ranking itself (else the retriever does)
 
-    def search(self, name: str, vector: list[float] | None, limit: int, *, text: str | None = None,
-               access: AccessFilter | None = None) -> list[Hit]:
-        """Top ``limit`` chunks by ``vector``; by ``text`` too in a store with native hybrid;
-        only those ``access`` allows. ``name`` may be an alias."""
-
     def search_many(self, name: str, vectors: list[list[float]], limit: int, *, texts: list[str] | None = None,
                     accesses: list[AccessFilter | None]) -> list[list[Hit]]:
-        """``search`` for several queries at once, in one request where the store takes a batch."""
+        """For each query, the top ``limit`` chunks by its vector (and by its text too, in a store
+        with native hybrid) that its access filter allows, in one request where the store takes a
+        batch. ``name`` may be an alias."""
 
     def payloads(self, name: str) -> Iterator[tuple[str, dict[str, Any]]]: ...
 
@@ -185,19 +182,10 @@ class QdrantVectorStore(ConfigurableResource):
         names: Iterable[str] = (c.name for c in self.client().get_collections().collections)
         return {name: self.count(name) for name in sorted(names)}
 
-    def search(self, name: str, vector: list[float] | None, limit: int, *, text: str | None = None,
-               access: AccessFilter | None = None) -> list[Hit]:
-        """The ``limit`` points nearest to ``vector`` that ``access`` allows, best first.
-        ``name`` may be an alias. Text ranking is the retriever's (BM25), not Qdrant's."""
-        if vector is None or text is not None:
-            raise ValueError("Qdrant searches by vector only; the retriever ranks text itself")
-        response = self.client().query_points(name, query=vector, limit=limit, with_payload=True,
-                                              query_filter=_access_filter(access))
-        return [Hit(id=str(p.id), score=p.score, payload=p.payload or {}) for p in response.points]
-
     def search_many(self, name: str, vectors: list[list[float]], limit: int, *, texts: list[str] | None = None,
                     accesses: list[AccessFilter | None]) -> list[list[Hit]]:
-        """One batch request for all the queries (one round trip to a server)."""
+        """One batch request for all the queries (one round trip to a server). Text ranking is
+        the retriever's (BM25), not Qdrant's."""
         from qdrant_client import models
 
         if texts is not None:

@@ -294,8 +294,8 @@ class FilterIgnoringStore:
     def __getattr__(self, name):
         return getattr(self._store, name)
 
-    def search(self, name, vector, limit, *, text=None, access=None):
-        return self._store.search(name, vector, limit, text=text)
+    def search_many(self, name, vectors, limit, *, texts=None, accesses):
+        return self._store.search_many(name, vectors, limit, texts=texts, accesses=[None] * len(vectors))
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assets.ingestion.chunking import chunk_document, make_splitter
+from assets.ingestion.chunking import MAX_EMBEDDED_HEADING_CHARS, chunk_document, embedding_text, make_splitter
 from assets.ingestion.documents import point_id
 from core.types import Block, ParsedDocument
 from resources.embedders import SentenceTransformerEmbedder
@@ -75,3 +75,12 @@ def test_chunk_size_above_model_limit_is_rejected_with_the_fix(embedder):
 def test_overlap_must_be_below_size(embedder):
     with pytest.raises(ValueError, match="chunk_overlap_tokens=64"):
         IngestionSettings(chunk_size_tokens=64, chunk_overlap_tokens=64).validate_against(254, "m")
+
+
+def test_a_chunk_is_embedded_under_its_title_and_section():
+    payload = {"title": "Forklift policy", "section": "Licences > Renewal", "text": "Renew every three years."}
+    assert embedding_text(payload) == "Forklift policy > Licences > Renewal\n\nRenew every three years."
+    assert embedding_text({**payload, "title": None, "section": ""}) == "Renew every three years."
+    long_title = embedding_text({**payload, "title": "x" * 500})
+    assert long_title.endswith("\n\nRenew every three years.")
+    assert len(long_title.split("\n\n")[0]) == MAX_EMBEDDED_HEADING_CHARS

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from assets.evaluation.golden import GoldenSetError, load_golden_set
-from pipelines.settings import GOLDEN_SETS
+from pipelines.settings import GOLDEN_SETS, Settings
+from resources.settings import EvaluationSettings, SettingsError
 from tests.golden_fixture import write_golden_set
 
 
@@ -52,3 +53,18 @@ def test_the_shipped_sample_set_is_valid():
     golden = load_golden_set(GOLDEN_SETS / "sample")
     assert len(golden.questions) >= 50
     assert any(not q.answerable for q in golden.questions)
+
+
+def test_answer_spans_load_in_either_shape_and_bad_cutoffs_are_refused(tmp_path):
+    rows = [{"id": "a", "question": "q?", "ground_truth": "x", "answers": ["1990", "the year 1990"]},
+            {"id": "b", "question": "q?", "ground_truth": "x", "answers": {"text": ["Paris"], "answer_start": [4]}}]
+    (tmp_path / "questions.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    golden = load_golden_set(tmp_path)
+    assert [q.answers for q in golden.questions] == [("1990", "the year 1990"), ("Paris",)]
+    assert golden.notes == ()
+    with pytest.raises(SettingsError, match="RAGPIPE_HIT_CUTOFFS must list positive integers, e.g. 1,3,5,10, not '0,5'"):
+        Settings.from_env({"RAGPIPE_HIT_CUTOFFS": "0,5"})
+    with pytest.raises(SettingsError, match="RAGPIPE_TOP_K=0 must be at least 1"):
+        Settings.from_env({"RAGPIPE_TOP_K": "0"})
+    settings = Settings.from_env({"RAGPIPE_HIT_CUTOFFS": "10, 1,5,5"})
+    assert EvaluationSettings(golden_set_dir="x", **settings.values_for(EvaluationSettings)).cutoffs() == (1, 5, 10)

@@ -56,3 +56,40 @@ def test_hybrid_ranks_an_exact_rare_term_first(store):
 def test_unknown_retriever_is_rejected(store):
     with pytest.raises(ValueError, match="dense, hybrid"):
         Retriever(*store, "docs", mode="sparse")
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_batched_search_ranks_as_one_search_at_a_time(store, mode):
+    vector_store, embedder = store
+    retriever = Retriever(vector_store, embedder, "docs", mode=mode)
+    queries = ["When does breakfast end?", "what is XK-4471", "forklift licence renewal"]
+    batched = retriever.search_many(queries, 3, groups=[None, None, None])
+    assert [[hit.id for hit in hits] for hits in batched] == \
+        [[hit.id for hit in retriever.search(query, 3, groups=None)] for query in queries]
+
+
+def test_question_embeddings_are_cached_per_embedder(store, tmp_path):
+    """The second evaluation of the same questions with the same model embeds nothing."""
+    from assets.evaluation.golden import GoldenQuestion, GoldenSet
+    from assets.evaluation.scoring import question_embeddings
+    from resources.evaluation_store import EvaluationStore
+
+    _, embedder = store
+    calls: list[int] = []
+
+    class Counting:
+        def identity(self):
+            return embedder.identity()
+
+        def embed(self, texts):
+            calls.append(len(texts))
+            return embedder.embed(texts)
+
+    questions = tuple(GoldenQuestion(f"q{i}", text, "a", (), ("a.md",), True, ()) for i, text in enumerate(TEXTS))
+    golden = GoldenSet("g", tmp_path, questions, "f")
+    cache = EvaluationStore(root=str(tmp_path / "evaluations"))
+    first = question_embeddings(golden, Counting(), cache)
+    assert calls == [len(TEXTS)]
+    assert question_embeddings(golden, Counting(), cache) == first and calls == [len(TEXTS)]
+    changed = GoldenSet("g", tmp_path, questions[:2], "f")  # other questions: another key
+    assert len(question_embeddings(changed, Counting(), cache)) == 2 and calls == [len(TEXTS), 2]

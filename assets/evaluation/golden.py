@@ -105,9 +105,10 @@ def loading_notes(questions: tuple[GoldenQuestion, ...]) -> tuple[str, ...]:
     if not short:
         return ()
     listed = ", ".join(short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
-    return (f"{len(short)} question(s) have a reference context of fewer than {MIN_COVERAGE_WORDS} words "
+    note = (f"{len(short)} question(s) have a reference context of fewer than {MIN_COVERAGE_WORDS} words "
             f"({listed}): too short for coverage scoring, such a context is scored by answer-in-chunk "
-            "(its words together in the chunk) instead",)
+            "(its words together in the chunk) instead")
+    return (note,)
 
 
 def load_golden_set(root: Path) -> GoldenSet:

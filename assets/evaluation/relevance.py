@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import re
 import typing as t
+from itertools import pairwise
 from dataclasses import dataclass, field
 
 from ragas.dataset_schema import SingleTurnSample
@@ -41,7 +42,7 @@ def words(text: str) -> list[str]:
 
 
 def _bigrams(tokens: list[str]) -> set[tuple[str, str]]:
-    return set(zip(tokens, tokens[1:]))
+    return set(pairwise(tokens))
 
 
 def holds_sequence(chunk: str, needle: str) -> bool:

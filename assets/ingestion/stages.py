@@ -27,7 +27,7 @@ from assets.ingestion.changes import (
     plan_repair,
     version_marker,
 )
-from assets.ingestion.chunking import chunk_document, make_splitter
+from assets.ingestion.chunking import EMBEDDED_TEXT, chunk_document, embedding_text, make_splitter
 from assets.ingestion.documents import (
     CLEANING_VERSION,
     doc_id_of,
@@ -69,6 +69,7 @@ def current_index_version(embedder, settings, screening_policy: dict) -> str:
             "embedder": embedder.identity(),
             "chunk_size_tokens": settings.chunk_size_tokens,
             "chunk_overlap_tokens": settings.chunk_overlap_tokens,
+            "embedded_text": EMBEDDED_TEXT,
             "cleaning": CLEANING_VERSION,
             "screening": SCREENING_VERSION,
             "poisoning_threshold": settings.poisoning_threshold,
@@ -419,8 +420,9 @@ def chunk_stage(records, writer: BatchWriter, settings, count_tokens, version: s
 
 def embed_stage(batches, writer: BatchWriter, embedder, vector_store, ledger, collection: str,
                 version: str) -> StageReport:
-    """Embed each distinct chunk text once. Vectors already stored for the same content (the
-    same document at another source) are reused, and so are those an unfinished run computed:
+    """Embed each distinct chunk text once, under its heading (``embedding_text``). Vectors
+    already stored for the same content (the same document at another source) are reused, and
+    so are those an unfinished run computed:
     they are kept in the ledger's cache, by text, until the index stage completes. Staged
     batches are regrouped into ``EMBEDDING_GROUP`` chunks, so that a GPU gets its full batch
     and the model's length sort has many texts to bucket."""
@@ -428,13 +430,14 @@ def embed_stage(batches, writer: BatchWriter, embedder, vector_store, ledger, co
     for batch in _batched(chain.from_iterable(batches), EMBEDDING_GROUP):
         holders = ledger.holders(version, {c["payload"]["doc_id"] for c in batch})
         stored = _stored_vectors(batch, vector_store, collection, holders)
-        keys = [hashlib.sha256(c["payload"]["text"].encode()).hexdigest() for c in batch]
+        texts = [embedding_text(c["payload"]) for c in batch]
+        keys = [hashlib.sha256(text.encode()).hexdigest() for text in texts]
         known = {key: stored[c["point_id"]] for key, c in zip(keys, batch) if c["point_id"] in stored}
         cached = ledger.cached_vectors(collection, sorted(set(keys) - set(known)))
         known.update(cached)
-        missing = {key: c["payload"] for key, c in zip(keys, batch) if key not in known}
+        missing = {key: (text, c["payload"]) for key, text, c in zip(keys, texts, batch) if key not in known}
         if missing:
-            vectors = embedder.embed([payload["text"] for payload in missing.values()])
+            vectors = embedder.embed([text for text, _ in missing.values()])
             known.update(zip(missing, vectors, strict=True))
         ledger.cache_vectors(collection, {key: known[key] for key in set(keys) if key not in cached})
         for key, chunk in zip(keys, batch):
@@ -442,7 +445,7 @@ def embed_stage(batches, writer: BatchWriter, embedder, vector_store, ledger, co
             writer.write(chunk)
         report.counts["embedded"] += len(missing)
         report.counts["reused"] += len(batch) - len(missing)
-        report.counts["embedded_tokens"] += sum(payload["token_count"] for payload in missing.values())
+        report.counts["embedded_tokens"] += sum(payload["token_count"] for _, payload in missing.values())
     writer.flush()
     return report
 
