@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from itertools import count
 
-import bench.eval_bench as eval_bench
+from bench import eval_bench
 
 
 def test_best_of_keeps_the_fastest_run_of_each_side_and_divides_those(monkeypatch):
