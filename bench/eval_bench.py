@@ -97,7 +97,8 @@ def markdown(result: dict[str, Any]) -> str:
     ask = result["ask"]
     heading = (f"Golden set {result['golden_set']}: {result['questions']} questions, {result['chunks']} chunks; "
                f"ask (one-batch embed {ask['embed_s']:.2f} s + {result['questions']} searches "
-               f"{ask['search_s']:.2f} s) = {ask['total_s']:.2f} s; top_k {result['top_k']}; "
+               f"{ask['search_s']:.2f} s) = {ask['total_s']:.2f} s (the searches in one request: "
+               f"{ask['batch_search_s']:.2f} s); top_k {result['top_k']}; "
                f"fastest of {result['rounds']} rounds.")
     lines = [heading, "",
              "| retriever | evaluation s | / ask | " + " | ".join(METRICS) + " |",

@@ -27,7 +27,7 @@ def test_best_of_keeps_the_fastest_run_of_each_side_and_divides_those(monkeypatc
 def test_markdown_has_one_row_per_retriever_with_missing_metrics_as_dashes():
     metrics = dict.fromkeys(eval_bench.METRICS, 0.8125) | {"answer_hit@1": None, "retrieved_tokens": 356.04}
     result = {"golden_set": "sample", "rounds": 3, "questions": 68, "chunks": 90, "top_k": 5,
-              "ask": {"embed_s": 1.0, "search_s": 0.2, "total_s": 1.2},
+              "ask": {"embed_s": 1.0, "search_s": 0.2, "total_s": 1.2, "batch_search_s": 0.1},
               "retrievers": {"dense": {"evaluation_s": 1.5, "ratio": 1.25, "metrics": metrics}}}
     lines = eval_bench.markdown(result).splitlines()
     assert lines[0].startswith("Golden set sample: 68 questions, 90 chunks;")
