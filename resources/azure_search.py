@@ -285,8 +285,9 @@ class AzureAISearchStore(ConfigurableResource):
         return [Hit(id=doc[KEY], score=doc["@search.score"], payload=from_document(doc)) for doc in results]
 
     def search_many(self, name: str, vectors: list[list[float]], limit: int, *, texts: list[str] | None = None,
-                    accesses: list[AccessFilter | None]) -> list[list[Hit]]:
-        """One request per query: the service's search API takes one query at a time."""
+                    accesses: list[AccessFilter | None], with_payload: bool = True) -> list[list[Hit]]:
+        """One request per query: the service's search API takes one query at a time. Hits
+        always carry their payload (``with_payload`` saves nothing here)."""
         return [self.search(name, vector, limit, text=None if texts is None else texts[i], access=access)
                 for i, (vector, access) in enumerate(zip(vectors, accesses, strict=True))]
 

@@ -40,10 +40,10 @@ class VectorStore(Protocol):
     native_hybrid: bool  # the store fuses text and vector ranking itself (else the retriever does)
 
     def search_many(self, name: str, vectors: list[list[float]], limit: int, *, texts: list[str] | None = None,
-                    accesses: list[AccessFilter | None]) -> list[list[Hit]]:
+                    accesses: list[AccessFilter | None], with_payload: bool = True) -> list[list[Hit]]:
         """For each query, the top ``limit`` chunks by its vector (and by its text too, in a store
         with native hybrid) that its access filter allows, in one request where the store takes a
-        batch. ``name`` may be an alias."""
+        batch. ``name`` may be an alias. ``with_payload=False``: hits with ids and scores only."""
 
     def payloads(self, name: str) -> Iterator[tuple[str, dict[str, Any]]]: ...
 
@@ -183,16 +183,22 @@ class QdrantVectorStore(ConfigurableResource):
         return {name: self.count(name) for name in sorted(names)}
 
     def search_many(self, name: str, vectors: list[list[float]], limit: int, *, texts: list[str] | None = None,
-                    accesses: list[AccessFilter | None]) -> list[list[Hit]]:
-        """One batch request for all the queries (one round trip to a server). Text ranking is
-        the retriever's (BM25), not Qdrant's."""
-        from qdrant_client import models
-
+                    accesses: list[AccessFilter | None], with_payload: bool = True) -> list[list[Hit]]:
+        """One batch request for all the queries (one round trip to a server); in local mode one
+        query at a time, which is faster there (its batch call only adds request models). Text
+        ranking is the retriever's (BM25), not Qdrant's."""
         if texts is not None:
             raise ValueError("Qdrant searches by vector only; the retriever ranks text itself")
-        requests = [models.QueryRequest(query=vector, limit=limit, with_payload=True, filter=_access_filter(access))
-                    for vector, access in zip(vectors, accesses, strict=True)]
-        responses = self.client().query_batch_points(name, requests=requests) if requests else []
+        queries = list(zip(vectors, map(_access_filter, accesses), strict=True))
+        if not self.url:
+            responses = [self.client().query_points(name, query=vector, limit=limit, with_payload=with_payload,
+                                                    query_filter=only) for vector, only in queries]
+        else:
+            from qdrant_client import models
+
+            requests = [models.QueryRequest(query=vector, limit=limit, with_payload=with_payload, filter=only)
+                        for vector, only in queries]
+            responses = self.client().query_batch_points(name, requests=requests) if requests else []
         return [[Hit(id=str(p.id), score=p.score, payload=p.payload or {}) for p in response.points]
                 for response in responses]
 

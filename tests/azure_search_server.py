@@ -35,7 +35,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Self
 
-from rank_bm25 import BM25Okapi
+import bm25s
 
 from tests.contract_http import JsonHandler, Routes, serving
 
@@ -492,16 +492,6 @@ def analyze(text: str) -> list[str]:
     return re.findall(r"\w+", text.lower())
 
 
-class LuceneBM25(BM25Okapi):
-    """BM25 with the service's (Lucene's) parameters and idf, which is never negative."""
-
-    def __init__(self, corpus: list[list[str]]):
-        super().__init__(corpus, k1=1.2, b=0.75)
-
-    def _calc_idf(self, nd: dict[str, int]) -> None:
-        self.idf = {word: math.log(1 + (self.corpus_size - n + 0.5) / (n + 0.5)) for word, n in nd.items()}
-
-
 def text_ranking(index: Index, query: str, search_fields: list[dict]) -> list[tuple[str, float]]:
     """Matching keys by BM25 score, best first (search mode ``any``; operators are ignored)."""
     terms = analyze(re.sub(r"[+|\-\"()*~^]", " ", query))
@@ -517,7 +507,9 @@ def text_ranking(index: Index, query: str, search_fields: list[dict]) -> list[tu
         corpus.append(words)
     if not terms or not any(corpus):
         return []
-    scores = LuceneBM25(corpus).get_scores(terms)
+    bm25 = bm25s.BM25(method="lucene", k1=1.2, b=0.75)  # the service's (Lucene's) parameters and idf
+    bm25.index(corpus, show_progress=False)
+    scores = bm25.get_scores(terms)
     ranked = [(key, float(score)) for key, score in zip(keys, scores) if score > 0]
     return sorted(ranked, key=lambda pair: -pair[1])
 

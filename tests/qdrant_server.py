@@ -119,11 +119,19 @@ def _count(client, name, body):
     return client.count(name, count_filter=request.filter, exact=request.exact)
 
 
-@route("POST", "/collections/(?P<name>[^/]+)/points/query")
-def _query(client, name, body):
-    request = models.QueryRequest.model_validate(body)
+def _answer_query(client, name: str, request: models.QueryRequest) -> models.QueryResponse:
     return client.query_points(name, query=request.query, query_filter=request.filter, limit=request.limit or 10,
                                with_payload=request.with_payload, with_vectors=request.with_vector)
+
+
+@route("POST", "/collections/(?P<name>[^/]+)/points/query")
+def _query(client, name, body):
+    return _answer_query(client, name, models.QueryRequest.model_validate(body))
+
+
+@route("POST", "/collections/(?P<name>[^/]+)/points/query/batch")
+def _query_batch(client, name, body):
+    return [_answer_query(client, name, request) for request in models.QueryRequestBatch.model_validate(body).searches]
 
 
 def _serialise(result: Any) -> Any:

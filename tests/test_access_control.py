@@ -294,8 +294,8 @@ class FilterIgnoringStore:
     def __getattr__(self, name):
         return getattr(self._store, name)
 
-    def search_many(self, name, vectors, limit, *, texts=None, accesses):
-        return self._store.search_many(name, vectors, limit, texts=texts, accesses=[None] * len(vectors))
+    def search_many(self, name, vectors, limit, *, accesses, **options):
+        return self._store.search_many(name, vectors, limit, accesses=[None] * len(vectors), **options)
 
 
 @pytest.fixture

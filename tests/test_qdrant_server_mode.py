@@ -6,11 +6,17 @@ speaking Qdrant's REST API with qdrant-client's own models (see its docstring).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 
 import pytest
 
+from assets.evaluation.retrieval import Retriever
+from core.types import Point
+from resources.embedders import SentenceTransformerEmbedder
+from resources.vector_stores import QdrantVectorStore
 from tests.qdrant_server import qdrant_contract_server
+from tests.test_retrieval import TEXTS
 
 
 # qdrant-client checks the server's version in a background thread; the last client's check
@@ -49,3 +55,29 @@ def test_the_api_key_reaches_a_server_that_requires_one_outside_a_run_too(settin
     with qdrant_contract_server(api_key="a-server-key") as (url, requests):
         report = status(replace(settings, qdrant_url=url))
     assert report["collections"] == {} and ("GET", "/collections") in requests
+
+
+@pytest.mark.filterwarnings("ignore:Failed to obtain server version")
+def test_a_server_answers_the_evaluation_s_searches_in_one_batch_request(tmp_path):
+    """Both retrievers through the contract server rank as in local mode, with one batch
+    request per search_many call."""
+    embedder = SentenceTransformerEmbedder()
+    points = [Point(id=str(uuid.UUID(int=i + 1)), vector=vector, payload={"text": text, "acl": ["ops"] if i else None})
+              for i, (text, vector) in enumerate(zip(TEXTS, embedder.embed(TEXTS)))]
+    queries = ["When does breakfast end?", "what is XK-4471", "forklift licence renewal"]
+    local = QdrantVectorStore(path=str(tmp_path / "local"))
+    with qdrant_contract_server() as (url, requests):
+        server = QdrantVectorStore(url=url)
+        for store in (local, server):
+            store.ensure_collection("docs", embedder.dimension())
+            store.upsert("docs", points)
+        for mode in ("dense", "hybrid"):
+            for groups in ([None] * 3, [["hr"], ["ops"], []]):
+                ranked = [Retriever(store, embedder, "docs", mode).search_many(queries, 3, groups=groups)
+                          for store in (local, server)]
+                assert [[(h.id, h.payload) for h in hits] for hits in ranked[0]] == \
+                    [[(h.id, h.payload) for h in hits] for hits in ranked[1]]
+        batches = [path for method, path in requests if path == "/collections/docs/points/query/batch"]
+        assert len(batches) == 4 and ("POST", "/collections/docs/points/query") not in requests
+        server.close()
+    local.close()

@@ -2,11 +2,12 @@
 
 ``dense``: the k nearest chunks by embedding. ``hybrid``: the store's own hybrid ranking
 where it has one (``native_hybrid``); otherwise dense and BM25 candidate lists fused here by
-reciprocal rank fusion (RRF). BM25 is computed over the collection's chunk texts rather than
-stored as Qdrant sparse vectors: it needs no change to the ingestion (no new index version),
-and its term statistics always match the collection exactly. The cost is one pass over the
-payloads when the retriever is built, which suits corpora of up to some hundred thousand
-chunks; beyond that, sparse vectors at upsert time scale better.
+reciprocal rank fusion (RRF). BM25 (``bm25s``, sparse matrices) is computed over the
+collection's chunk texts rather than stored as Qdrant sparse vectors: it needs no change to the
+ingestion (no new index version), and its term statistics match the collection as it was when
+the retriever was built. The cost is one pass over the payloads then, which suits corpora of
+up to some hundred thousand chunks; beyond that, sparse vectors at upsert time scale better.
+The payloads it holds also serve the dense candidates, which are fetched without theirs.
 
 Every search names the caller's groups and returns only chunks those groups may see: the store
 trims its own candidates, and BM25 candidates are trimmed here by the same rule.
@@ -18,8 +19,8 @@ import re
 from collections.abc import Sequence
 from itertools import islice
 
+import bm25s
 import numpy as np
-from rank_bm25 import BM25Okapi
 
 from core.access import AccessFilter, check_policy
 from core.types import Hit
@@ -56,25 +57,30 @@ class Retriever:
         check_policy(unlabelled)
         self._store, self._embedder, self._collection = vector_store, embedder, collection
         self.mode, self._candidates, self.unlabelled = mode, candidates, unlabelled
-        self._bm25: BM25Okapi | None = None
-        self._bm25_hits: list[Hit] = []
+        self._bm25: bm25s.BM25 | None = None
+        self._chunks: list[Hit] = []  # every chunk of the collection, when BM25 is computed here
+        self._by_id: dict[str, Hit] = {}
         if mode == "hybrid" and not vector_store.native_hybrid:
-            for point_id, payload in vector_store.payloads(collection):
-                self._bm25_hits.append(Hit(id=point_id, score=0.0, payload=payload))
-            if self._bm25_hits:
-                self._bm25 = BM25Okapi([bm25_tokens(h.payload.get("text", "")) for h in self._bm25_hits])
+            self._chunks = [Hit(id=point_id, score=0.0, payload=payload)
+                            for point_id, payload in vector_store.payloads(collection)]
+            self._by_id = {hit.id: hit for hit in self._chunks}
+            corpus = [bm25_tokens(hit.payload.get("text", "")) for hit in self._chunks]
+            if any(corpus):  # bm25s cannot index a corpus without a single word
+                self._bm25 = bm25s.BM25()
+                self._bm25.index(corpus, show_progress=False)
 
     def access(self, groups: Sequence[str] | None) -> AccessFilter | None:
         """The filter a search with ``groups`` applies (None: an unrestricted, trusted caller)."""
         return AccessFilter.of(groups, self.unlabelled)
 
     def _sparse(self, query: str, access: AccessFilter | None) -> list[Hit]:
-        if self._bm25 is None:
+        tokens = bm25_tokens(query)
+        if self._bm25 is None or not tokens:
             return []
-        scores = self._bm25.get_scores(bm25_tokens(query))
+        scores = self._bm25.get_scores(tokens)
         ranked = (i for i in np.argsort(-scores, kind="stable") if scores[i] > 0)
-        allowed = (self._bm25_hits[i] for i in ranked
-                   if access is None or access.allows(self._bm25_hits[i].payload.get("acl")))
+        allowed = (self._chunks[i] for i in ranked
+                   if access is None or access.allows(self._chunks[i].payload.get("acl")))
         return list(islice(allowed, self._candidates))
 
     def search(self, query: str, k: int, *, groups: Sequence[str] | None) -> list[Hit]:
@@ -93,6 +99,7 @@ class Retriever:
             return self._store.search_many(self._collection, vectors, k, accesses=accesses)
         if self._store.native_hybrid:
             return self._store.search_many(self._collection, vectors, k, texts=queries, accesses=accesses)
-        dense = self._store.search_many(self._collection, vectors, max(k, self._candidates), accesses=accesses)
-        return [reciprocal_rank_fusion([hits, self._sparse(query, access)], k)
+        dense = self._store.search_many(self._collection, vectors, max(k, self._candidates), accesses=accesses,
+                                        with_payload=False)
+        return [reciprocal_rank_fusion([[self._by_id.get(hit.id, hit) for hit in hits], self._sparse(query, access)], k)
                 for hits, query, access in zip(dense, queries, accesses, strict=True)]
