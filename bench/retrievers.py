@@ -3,7 +3,7 @@
     .venv/bin/python bench/retrievers.py [--golden-set PATH] [--chunk-size N --chunk-overlap N] [--top-k N]
 
 Without ``--golden-set`` it generates one (``golden_generator.py``). It builds the set's index
-as ``ragpipe eval`` does (chunks embedded under their heading), copies it re-embedded from the
+as ``ragpipe eval`` does (chunks embedded with their heading), copies it re-embedded from the
 chunk text alone (how chunks were embedded before), and scores dense and hybrid retrieval on
 both: hit@1/5/10 and MRR@10 by reference context and by answer in chunk, and the mean tokens
 of the top k chunks. Prints one JSON object and a Markdown table.
@@ -55,10 +55,10 @@ def compare(golden_dir: Path, data_dir: Path, chunk_size: int | None, chunk_over
         raise SystemExit("the golden set's index was not built: " + "; ".join(report["ingest"]["errors"]))
     golden, built = load_golden_set(golden_dir), build_resources(settings)
     store, embedder, cache = built["vector_store"], built["embedder"], built["evaluation_store"]
-    collections = {"heading + text": report["evaluation"]["collection"]}
+    collections = {"text + heading": report["evaluation"]["collection"]}
     rows = []
     try:
-        collections["text only"] = text_only_copy(store, embedder, collections["heading + text"])
+        collections["text only"] = text_only_copy(store, embedder, collections["text + heading"])
         for embedded, collection in collections.items():
             for mode in RETRIEVERS:
                 evaluation = evaluate_candidate(golden, Retriever(store, embedder, collection, mode), settings.top_k,
@@ -67,7 +67,7 @@ def compare(golden_dir: Path, data_dir: Path, chunk_size: int | None, chunk_over
                              **{name: evaluation.aggregates.get(name) for name in METRICS}})
         return {"golden_set": golden.name, "questions": len(golden.questions), "top_k": settings.top_k,
                 "chunk_size": settings.chunk_size_tokens, "chunk_overlap": settings.chunk_overlap_tokens,
-                "chunks": store.count(collections["heading + text"]), "rows": rows}
+                "chunks": store.count(collections["text + heading"]), "rows": rows}
     finally:
         store.close()
 

@@ -77,10 +77,10 @@ def test_overlap_must_be_below_size(embedder):
         IngestionSettings(chunk_size_tokens=64, chunk_overlap_tokens=64).validate_against(254, "m")
 
 
-def test_a_chunk_is_embedded_under_its_title_and_section():
+def test_a_chunk_is_embedded_with_its_title_and_section_after_its_text():
     payload = {"title": "Forklift policy", "section": "Licences > Renewal", "text": "Renew every three years."}
-    assert embedding_text(payload) == "Forklift policy > Licences > Renewal\n\nRenew every three years."
+    assert embedding_text(payload) == "Renew every three years.\n\nForklift policy > Licences > Renewal"
     assert embedding_text({**payload, "title": None, "section": ""}) == "Renew every three years."
     long_title = embedding_text({**payload, "title": "x" * 500})
-    assert long_title.endswith("\n\nRenew every three years.")
-    assert len(long_title.split("\n\n")[0]) == MAX_EMBEDDED_HEADING_CHARS
+    assert long_title.startswith("Renew every three years.\n\n")
+    assert len(long_title.split("\n\n")[1]) == MAX_EMBEDDED_HEADING_CHARS

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,9 @@ def test_eval_gate_passes_on_the_sample_set_and_promotes_within_its_namespace(tm
     assert report["promotion"]["alias"] == "knowledge-eval-sample"
     assert report["promotion"]["collection"] == evaluation["collection"]
 
+    questions = evaluation["questions"]
+    for stage in ("embedding questions", "retrieval"):  # progress, in the log the CLI and the UI show
+        assert re.search(rf"{stage}: {questions}/{questions} questions \([\d.]+/s, [\d.]+ s\)", run.stderr), stage
     assert evaluation["retriever"] == "hybrid" and evaluation["hit_cutoffs"] == [1, 3, 5, 10]
     assert evaluation["chunks"] == report["ingest"]["points"]
     assert 0 < evaluation["aggregates"]["retrieved_tokens"] <= 5 * 256

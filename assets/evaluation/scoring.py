@@ -324,14 +324,12 @@ def score_retrieval(golden: GoldenSet, results: list[QuestionResult], texts: lis
                     ks: Sequence[int], errors: ErrorLog) -> None:
     from ragas.metrics import NonLLMContextPrecisionWithReference, NonLLMContextRecall
 
-    scored = [(q, r, t[:top_k]) for q, r, t in zip(golden.questions, results, texts) if q.answerable]
-    for question, result, found in zip(golden.questions, results, texts):
-        if question.answerable:
-            score_ranking(question, result, found, ks)
-    for question, result, contexts in scored:
-        if question.reference_contexts and not contexts:
+    scored = [(q, r, t) for q, r, t in zip(golden.questions, results, texts) if q.answerable]
+    for question, result, found in scored:
+        score_ranking(question, result, found, ks)
+        if question.reference_contexts and not found:
             result.scores.update(unscored(RAGAS_RETRIEVAL_METRICS))
-    with_passages = [(q, r, c) for q, r, c in scored if q.reference_contexts and c]
+    with_passages = [(q, r, found[:top_k]) for q, r, found in scored if q.reference_contexts and found]
     metrics = [NonLLMContextRecall(_distance_measure=PassageCoverage()),
                NonLLMContextPrecisionWithReference(distance_measure=PassageCoverage())]
     samples = [{"user_input": q.question, "retrieved_contexts": c, "reference_contexts": list(q.reference_contexts)}

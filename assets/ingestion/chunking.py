@@ -12,10 +12,10 @@ from core.tables import split_table
 from core.types import ParsedDocument
 
 SEPARATORS = ["\n\n", "\n", ". ", "; ", ", ", " ", ""]
-# The heading put before a chunk's text when it is embedded, at most this many characters
-# (about 40 tokens): it stays within the model's input beside a full chunk.
+# The heading added to a chunk's text when it is embedded, at most this many characters, so a
+# long title cannot outweigh a short chunk.
 MAX_EMBEDDED_HEADING_CHARS = 160
-EMBEDDED_TEXT = "title > section, blank line, chunk text"  # part of the index version: it shapes vectors
+EMBEDDED_TEXT = "chunk text, blank line, title > section"  # part of the index version: it shapes vectors
 
 
 def make_splitter(chunk_size: int, chunk_overlap: int, count_tokens: Callable[[str], int]):
@@ -88,9 +88,11 @@ def chunk_document(
 
 
 def embedding_text(payload: dict[str, Any]) -> str:
-    """What is embedded for a chunk: its document title and section path, then its text. A
-    chunk alone often never names what it is about ("It must be renewed every three years"):
-    measured on the sample golden set, the heading lifts dense hit@1 from 0.70 to 0.83."""
+    """What is embedded for a chunk: its text, then its document title and section path. A
+    chunk alone often never names what it is about ("It must be renewed every three years");
+    measured in docs/evaluation.md, the heading lifts dense MRR@10 by 0.05 on both golden sets.
+    After the text, not before: a chunk at the model's input limit loses the heading to
+    truncation, never its own words."""
     heading = " > ".join(part for part in (payload.get("title"), payload.get("section")) if part)
     heading = heading[:MAX_EMBEDDED_HEADING_CHARS]
-    return f"{heading}\n\n{payload['text']}" if heading else payload["text"]
+    return f"{payload['text']}\n\n{heading}" if heading else payload["text"]

@@ -420,7 +420,7 @@ def chunk_stage(records, writer: BatchWriter, settings, count_tokens, version: s
 
 def embed_stage(batches, writer: BatchWriter, embedder, vector_store, ledger, collection: str,
                 version: str) -> StageReport:
-    """Embed each distinct chunk text once, under its heading (``embedding_text``). Vectors
+    """Embed each distinct chunk text once, with its heading (``embedding_text``). Vectors
     already stored for the same content (the same document at another source) are reused, and
     so are those an unfinished run computed:
     they are kept in the ledger's cache, by text, until the index stage completes. Staged
