@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from assets.ingestion.chunking import embedding_text
 from resources.embedders import SentenceTransformerEmbedder, default_model_path
 from tests.test_pipeline import payloads
 
@@ -65,8 +66,8 @@ def test_two_models_of_equal_dimension_get_two_indexes_and_share_no_vectors(inge
     assert first["collection"] != second["collection"]
     assert second["documents"]["new"] == first["documents"]["new"] == 8
     assert second["chunks"] == second["points"] > 8
-    # every distinct chunk text embedded by the second model: only repeats within its own run are reused
-    distinct_texts = len({p["text"] for p in payloads(settings, second["collection"]).values()})
+    # every distinct embedding input embedded by the second model: only repeats within its own run are reused
+    distinct_texts = len({embedding_text(p) for p in payloads(settings, second["collection"]).values()})
     assert second["embedded"] == distinct_texts
     assert second["reused_vectors"] == second["chunks"] - distinct_texts
     for summary in (first, second):

@@ -33,6 +33,7 @@ from dagster import (
 
 from assets.ingestion.assets import INGESTION_ASSETS
 from assets.ingestion.changes import RETRY_BACKOFF
+from assets.ingestion.chunking import embedding_text
 from assets.ingestion.documents import point_id
 from assets.screening.assets import SCREENING_ASSETS
 from pipelines.definitions import INGEST_JOB, build_definitions, build_resources
@@ -121,10 +122,11 @@ def test_rerun_after_a_sigkill_repairs_every_drift_and_embeds_only_what_was_not(
     assert rows[deleted.resolve().as_uri()].status == "deleted"
     # the killed run embedded every chunk it had (its index stage had started): only text it
     # did not have, the edited document's, is embedded
-    killed_texts = {json.loads(line)["payload"]["text"]
+    killed_texts = {embedding_text(json.loads(line)["payload"])
                     for batch in (Path(small.staging_root) / killed.run_id / "embeddings").glob("*.jsonl")
                     for line in batch.read_text(encoding="utf-8").splitlines()}
-    edited_texts = {p["text"] for p in payloads(small, collection).values() if p["source"] == edited.resolve().as_uri()}
+    edited_texts = {embedding_text(p) for p in payloads(small, collection).values()
+                    if p["source"] == edited.resolve().as_uri()}
     assert rerun["embedded"] == len(edited_texts - killed_texts) > 0
     assert len(killed_texts) > 64  # more than one batch
     assert ingest(small)["upserted"] == 0

@@ -14,6 +14,7 @@ import pytest
 from dagster import DagsterInstance
 from pydantic import PrivateAttr
 
+from assets.ingestion.chunking import embedding_text
 from pipelines.definitions import INGEST_JOB, build_definitions, build_resources
 from resources.staging import Staging
 from tests.conftest import EVERY_STORE
@@ -47,7 +48,7 @@ def test_first_run_indexes_every_document_with_the_full_payload(ingest, settings
     assert set(rows) == {p.resolve().as_uri() for p in corpus.rglob("*") if p.is_file()}
 
     points = payloads(settings, summary["collection"]).values()
-    assert summary["embedded"] == len({p["text"] for p in points})  # each distinct chunk text once
+    assert summary["embedded"] == len({embedding_text(p) for p in points})  # each distinct input once
     assert all(set(p) == PAYLOAD_FIELDS for p in points)
     assert all(p["index_version"] == summary["index_version"] and p["language"] == "en" for p in points)
     by_type = {p["content_type"]: p for p in points}
@@ -114,7 +115,7 @@ def test_identical_content_at_two_sources_is_embedded_once(ingest, settings, cor
     first = ingest()
     _, rows = assert_index_matches_ledger(index_state)
     duplicate_chunks = rows[(corpus / "copy-a.md").resolve().as_uri()].chunk_count
-    distinct_texts = {p["text"] for p in payloads(settings, first["collection"]).values()}
+    distinct_texts = {embedding_text(p) for p in payloads(settings, first["collection"]).values()}
     assert first["embedded"] == len(distinct_texts) <= first["chunks"] - duplicate_chunks
     assert first["upserted"] == first["chunks"]  # both sources are retrievable
 
