@@ -73,8 +73,9 @@ def compare(golden_dir: Path, data_dir: Path, chunk_size: int | None, chunk_over
 
 
 def markdown(result: dict) -> str:
-    lines = [f"{result['golden_set']}: {result['questions']} questions, {result['chunks']} chunks of "
-             f"{result['chunk_size']}/{result['chunk_overlap']} tokens, top_k {result['top_k']}", "",
+    heading = (f"{result['golden_set']}: {result['questions']} questions, {result['chunks']} chunks of "
+               f"{result['chunk_size']}/{result['chunk_overlap']} tokens, top_k {result['top_k']}")
+    lines = [heading, "",
              "| embedded | retriever | " + " | ".join(METRICS) + " |", "|---|---|" + "---:|" * len(METRICS)]
     for row in result["rows"]:
         cells = ["-" if row[name] is None else f"{row[name]:.0f}" if name == "retrieved_tokens" else f"{row[name]:.3f}"

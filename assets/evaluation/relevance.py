@@ -24,8 +24,8 @@ from __future__ import annotations
 import math
 import re
 import typing as t
-from itertools import pairwise
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from ragas.dataset_schema import SingleTurnSample
 from ragas.metrics.base import MetricType, SingleTurnMetric
