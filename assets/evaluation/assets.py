@@ -106,14 +106,14 @@ def _metadata(summary: dict, evaluation: Evaluation) -> dict:
     kinds={"python", "ragas"},
     op_tags=HEAVY_CPU_STEP,
     description=(
-        "Scores the candidate index on the golden set with the serving retriever (dense, or hybrid: "
-        "the store's own, else dense + BM25 with reciprocal rank fusion), questions embedded and searched in "
-        "batches: hit@k (k = 1, 3, 5, 10 by default), MRR@10 and nDCG@10 by reference-context coverage and, for "
-        "questions with answer spans, by answer-in-chunk, and RAGAS non-LLM context recall/precision always; RAGAS faithfulness, answer relevancy and LLM context precision/"
-        "recall when a generator and a judge are configured. Questions that carry groups are asked as "
-        "a caller in those groups. Its blocking checks are the promotion gate. With shards, it "
-        "scores the index every shard wrote, and fails unless every shard's full reconcile "
-        "completed for that index version."
+        "Scores the candidate index on the golden set with the serving retriever (hybrid: the store's own, "
+        "else dense + BM25 with reciprocal rank fusion; or dense), questions embedded and searched in batches: "
+        "hit@k (k = 1, 3, 5, 10 by default), MRR@10 and nDCG@10 by reference-context coverage and, for questions "
+        "with answer spans, by answer-in-chunk, and RAGAS non-LLM context recall/precision always; RAGAS "
+        "faithfulness, answer relevancy and LLM context precision/recall when a generator and a judge are "
+        "configured. Questions that carry groups are asked as a caller in those groups. Its blocking checks "
+        "are the promotion gate. With shards, it scores the index every shard wrote, and fails unless every "
+        "shard's full reconcile completed for that index version."
     ),
     # With shards, a shard never run yet is reported by the completeness check, by its buckets.
     ins={"vector_index": AssetIn(metadata={"allow_missing_partitions": True}, dagster_type=Any)},

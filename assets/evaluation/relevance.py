@@ -111,13 +111,16 @@ def credited_items(chunks: list[tuple[str, str]], passages: t.Sequence[str],
     return result
 
 
-def answer_credits(chunks: list[tuple[str, str]], answers: t.Sequence[str], sources: t.Sequence[str]) -> list[int | None]:
+def answer_credits(chunks: list[tuple[str, str]], answers: t.Sequence[str],
+                   sources: t.Sequence[str]) -> list[int | None]:
     """``credited_items`` for the answer-in-chunk rule: the first chunk (from a reference
     source, if any are listed) holding one of the answers is credited, as the one item."""
     result: list[int | None] = []
+    credited = False
     for source, text in chunks:
-        relevant = 0 not in result and (not sources or source in sources)
-        result.append(0 if relevant and any(holds_sequence(text, answer) for answer in answers) else None)
+        hit = not credited and (not sources or source in sources) and any(holds_sequence(text, a) for a in answers)
+        result.append(0 if hit else None)
+        credited = credited or hit
     return result
 
 
