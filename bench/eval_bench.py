@@ -87,7 +87,7 @@ def best_of(rounds: int, golden: GoldenSet, store, embedder, collection: str,
     return ask, {mode: {**run, "ratio": round(run["evaluation_s"] / ask["total_s"], 2)} for mode, run in best.items()}
 
 
-def _cell(name: str, value: float | None) -> str:
+def cell(name: str, value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.0f}" if name == "retrieved_tokens" else f"{value:.3f}"
@@ -104,19 +104,25 @@ def markdown(result: dict[str, Any]) -> str:
              "| retriever | evaluation s | / ask | " + " | ".join(METRICS) + " |",
              "|---|---:|---:|" + "---:|" * len(METRICS)]
     for mode, row in result["retrievers"].items():
-        values = [_cell(name, row["metrics"][name]) for name in METRICS]
+        values = [cell(name, row["metrics"][name]) for name in METRICS]
         lines.append(f"| {mode} | {row['evaluation_s']:.2f} | {row['ratio']:.2f} | " + " | ".join(values) + " |")
     return "\n".join(lines)
 
 
-def bench(golden_dir: Path, label: str, data_dir: Path, top_k: int | None, rounds: int) -> dict[str, Any]:
-    """Build ``golden_dir``'s index in ``data_dir``, then time and score it."""
-    settings = Settings.from_env(data_dir=data_dir, golden_set=str(golden_dir), top_k=top_k)
+def build_golden_index(golden_dir: Path, data_dir: Path, **overrides) -> tuple[Settings, str]:
+    """Build ``golden_dir``'s index in ``data_dir`` as ``ragpipe eval`` does (``overrides``: Settings
+    fields, None for the default); returns the settings and the collection."""
+    settings = Settings.from_env(data_dir=data_dir, golden_set=str(golden_dir), **overrides)
     ensure_data_dir(settings.data_path)
     report = run_eval(settings, log_level="WARNING")
     if report["evaluation"] is None:
         raise SystemExit("the golden set's index was not built: " + "; ".join(report["ingest"]["errors"]))
-    collection = report["evaluation"]["collection"]
+    return settings, report["evaluation"]["collection"]
+
+
+def bench(golden_dir: Path, label: str, data_dir: Path, top_k: int | None, rounds: int) -> dict[str, Any]:
+    """Build ``golden_dir``'s index in ``data_dir``, then time and score it."""
+    settings, collection = build_golden_index(golden_dir, data_dir, top_k=top_k)
     golden = load_golden_set(golden_dir)
     built = build_resources(settings)
     store, embedder = built["vector_store"], built["embedder"]

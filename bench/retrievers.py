@@ -23,15 +23,11 @@ import resources  # noqa: F401  (offline defaults before library imports)
 from assets.evaluation.golden import load_golden_set
 from assets.evaluation.retrieval import RETRIEVERS, Retriever
 from assets.evaluation.scoring import evaluate_candidate
+from bench.eval_bench import METRICS, build_golden_index, cell
 from bench.golden_generator import generate_golden_set
 from core.types import Point
-from pipelines.cli import run_eval
 from pipelines.definitions import build_resources
-from pipelines.instance import ensure_data_dir
-from pipelines.settings import Settings
 
-METRICS = ("hit@1", "hit@5", "hit@10", "mrr@10", "answer_hit@1", "answer_hit@5", "answer_hit@10", "answer_mrr@10",
-           "retrieved_tokens")
 TEXT_ONLY = "text-only"
 
 
@@ -47,15 +43,11 @@ def text_only_copy(store, embedder, collection: str) -> str:
 
 def compare(golden_dir: Path, data_dir: Path, chunk_size: int | None, chunk_overlap: int | None,
             top_k: int | None) -> dict:
-    settings = Settings.from_env(data_dir=data_dir, golden_set=str(golden_dir), top_k=top_k,
-                                 chunk_size_tokens=chunk_size, chunk_overlap_tokens=chunk_overlap)
-    ensure_data_dir(settings.data_path)
-    report = run_eval(settings, log_level="WARNING")
-    if report["evaluation"] is None:
-        raise SystemExit("the golden set's index was not built: " + "; ".join(report["ingest"]["errors"]))
+    settings, collection = build_golden_index(golden_dir, data_dir, top_k=top_k, chunk_size_tokens=chunk_size,
+                                              chunk_overlap_tokens=chunk_overlap)
     golden, built = load_golden_set(golden_dir), build_resources(settings)
     store, embedder, cache = built["vector_store"], built["embedder"], built["evaluation_store"]
-    collections = {"text + heading": report["evaluation"]["collection"]}
+    collections = {"text + heading": collection}
     rows = []
     try:
         collections["text only"] = text_only_copy(store, embedder, collections["text + heading"])
@@ -78,8 +70,7 @@ def markdown(result: dict) -> str:
     lines = [heading, "",
              "| embedded | retriever | " + " | ".join(METRICS) + " |", "|---|---|" + "---:|" * len(METRICS)]
     for row in result["rows"]:
-        cells = ["-" if row[name] is None else f"{row[name]:.0f}" if name == "retrieved_tokens" else f"{row[name]:.3f}"
-                 for name in METRICS]
+        cells = [cell(name, row[name]) for name in METRICS]
         lines.append(f"| {row['embedded']} | {row['retriever']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -388,8 +388,7 @@ def compare_version(settings: Settings, alias: str, version: str) -> dict[str, A
     """Score a kept index version of ``alias`` on the same golden set, retriever, top k and
     cutoffs (retrieval tier, with the current embedder); ValueError when it is not there."""
     from assets.evaluation.golden import load_golden_set
-    from assets.evaluation.retrieval import Retriever
-    from assets.evaluation.scoring import evaluate_candidate
+    from assets.evaluation.scoring import evaluate_collection
     from assets.ingestion.stages import collection_name
     from pipelines.definitions import build_resources
 
@@ -400,9 +399,8 @@ def compare_version(settings: Settings, alias: str, version: str) -> dict[str, A
         if not store.collection_exists(target):
             kept = sorted(name for name in store.collections() if name.startswith(f"{alias}__"))
             raise ValueError(f"no collection {target} to compare with; versions kept: {', '.join(kept) or 'none'}")
-        retriever = Retriever(store, embedder, target, evaluation.retriever, unlabelled=evaluation.unlabelled_access)
-        scored = evaluate_candidate(load_golden_set(settings.golden_set_path), retriever, evaluation.top_k, embedder,
-                                    ks=evaluation.cutoffs(), question_cache=resources["evaluation_store"])
+        scored = evaluate_collection(load_golden_set(settings.golden_set_path), store, embedder, target, evaluation,
+                                     question_cache=resources["evaluation_store"])
         return {"collection": target, "chunks": store.count(target), "aggregates": scored.aggregates}
     finally:
         store.close()

@@ -20,8 +20,7 @@ from dagster import (
 from assets.evaluation import gate
 from assets.evaluation.candidate import candidate_of, check_complete
 from assets.evaluation.golden import load_golden_set
-from assets.evaluation.retrieval import Retriever
-from assets.evaluation.scoring import Evaluation, ProgressLog, evaluate_candidate, worst_report
+from assets.evaluation.scoring import Evaluation, ProgressLog, evaluate_collection, worst_report
 from assets.placement import HEAVY_CPU_STEP
 from core.types import Manifest
 from resources.embedders import Embedder
@@ -144,9 +143,9 @@ def rag_evaluation(
     for note in golden.notes:
         context.log.warning(f"golden set {golden.name}: {note}")
     collection, alias = candidate["collection"], ingestion_settings.alias
-    retriever = Retriever(vector_store, embedder, collection, settings.retriever, unlabelled=settings.unlabelled_access)
-    evaluation = evaluate_candidate(golden, retriever, settings.top_k, embedder, generator, judge, ks=cutoffs,
-                                    progress=ProgressLog(context.log.info), question_cache=evaluation_store)
+    evaluation = evaluate_collection(golden, vector_store, embedder, collection, settings, generator=generator,
+                                     judge=judge, progress=ProgressLog(context.log.info),
+                                     question_cache=evaluation_store)
     # The baseline is the promoted version on the same questions, whatever its retriever or k:
     # a change of retriever or k is exactly what the regression check must judge.
     same_questions = {"golden_set_fingerprint": golden.fingerprint}
@@ -157,8 +156,8 @@ def rag_evaluation(
                           top_k=settings.top_k)
     setup = {**same_questions, "retriever": settings.retriever, "top_k": settings.top_k, "hit_cutoffs": list(cutoffs),
              "unlabelled_access": settings.unlabelled_access}
-    summary = _summary(context.run_id, golden, candidate, alias, promoted, setup, evaluation, verdicts,
-                       {role: model.identity() for role, model in (("generator", generator), ("judge", judge)) if model},
+    models = {role: model.identity() for role, model in (("generator", generator), ("judge", judge)) if model}
+    summary = _summary(context.run_id, golden, candidate, alias, promoted, setup, evaluation, verdicts, models,
                        vector_store.count(collection))
     results_path = evaluation_store.save_run(context.run_id, summary, [r.to_dict() for r in evaluation.results])
     metadata = _metadata(summary, evaluation)

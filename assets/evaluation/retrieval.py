@@ -93,7 +93,7 @@ class Retriever:
         """``search`` for each query, as a caller in the matching ``groups``, with one embedding
         call and the store's batched search; ``vectors``: the queries' embeddings if known."""
         queries = list(queries)
-        vectors = [list(v) for v in vectors] if vectors is not None else self._embedder.embed(queries)
+        vectors = list(vectors) if vectors is not None else self._embedder.embed(queries)
         accesses = [self.access(caller) for caller in groups]
         if self.mode == "dense":
             return self._store.search_many(self._collection, vectors, k, accesses=accesses)

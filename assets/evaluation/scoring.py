@@ -36,6 +36,8 @@ from assets.evaluation.relevance import (
     passage_split,
     ranking_metrics,
 )
+from assets.evaluation.retrieval import Retriever
+from resources.settings import EvaluationSettings
 
 DEFAULT_KS = (1, 3, 5, 10)
 RAGAS_RETRIEVAL_METRICS = ("non_llm_context_recall", "non_llm_context_precision")
@@ -476,3 +478,13 @@ def evaluate_candidate(golden: GoldenSet, retriever, top_k: int, embedder, gener
         unscored=sum(1 for r in results for value in r.scores.values() if math.isnan(value)),
         coverage=coverage(results), errors=errors.entries(),
     )
+
+
+def evaluate_collection(golden: GoldenSet, vector_store, embedder, collection: str, settings: EvaluationSettings, *,
+                        generator=None, judge=None, progress=_no_progress, question_cache=None) -> Evaluation:
+    """``evaluate_candidate`` on one collection with the retriever, top k and cut-offs the
+    evaluation settings name: what the gate scores, and what ``ragpipe eval --compare`` scores a
+    kept version with."""
+    retriever = Retriever(vector_store, embedder, collection, settings.retriever, unlabelled=settings.unlabelled_access)
+    return evaluate_candidate(golden, retriever, settings.top_k, embedder, generator, judge, ks=settings.cutoffs(),
+                              progress=progress, question_cache=question_cache)
