@@ -8,6 +8,7 @@ parses (``loaders``), and every block is cleaned here. Bad input raises
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlparse
@@ -35,14 +36,17 @@ def parse_document(source: str, data: bytes, *, limits: ParseLimits = DEFAULT_LI
     return clean_document(load_document(source, data, limits=limits, ocr=ocr), source)
 
 
-def load_document(source: str, data: bytes, *, limits: ParseLimits = DEFAULT_LIMITS, ocr=None) -> ParsedDocument:
-    """The document as its loader gives it, before cleaning (what hidden-text signals measure)."""
+def load_document(source: str, data: bytes, *, limits: ParseLimits = DEFAULT_LIMITS, ocr=None,
+                  report_pages: Callable[[int], None] | None = None) -> ParsedDocument:
+    """The document as its loader gives it, before cleaning (what hidden-text signals measure).
+    ``report_pages`` is called with the page count of a paged document once it is known."""
     if not data:
         raise quarantine("empty file (0 bytes)")
     name = source_name(source)
     content_type = detect_content_type(name, data, limits)
     request = ParseRequest(data=data, content_type=content_type, name=name,
-                           fallback_title=default_title(source), limits=limits, ocr=ocr)
+                           fallback_title=default_title(source), limits=limits, ocr=ocr,
+                           **({"report_pages": report_pages} if report_pages else {}))
     return LOADERS[content_type](request)
 
 

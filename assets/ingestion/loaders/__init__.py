@@ -19,7 +19,9 @@ from core.types import ParsedDocument
 @dataclass(frozen=True)
 class ParseRequest:
     """What a loader gets: the bytes, their detected type, where they came from, the limits,
-    and an OCR engine (``None`` when none is configured)."""
+    an OCR engine (``None`` when none is configured), and ``report_pages``, which a loader of
+    paged formats calls with the page count as soon as it knows it (the parse deadline scales
+    with it, see ``isolation``)."""
 
     data: bytes
     content_type: str
@@ -27,6 +29,7 @@ class ParseRequest:
     fallback_title: str
     limits: ParseLimits
     ocr: Any = None
+    report_pages: Callable[[int], None] = lambda pages: None
 
 
 Loader = Callable[[ParseRequest], ParsedDocument]
