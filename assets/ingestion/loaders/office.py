@@ -7,6 +7,7 @@ their depth, Table elements become Markdown tables, headers and footers are drop
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 
 from assets.ingestion.detection import DOCX, EPUB, ODT, PPTX, RTF
@@ -54,28 +55,102 @@ def load_with_unstructured(request: ParseRequest) -> ParsedDocument:
 
 _WP = "{http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing}"
 _DOCX_BODY = "word/document.xml"
+_DOCX_STYLES = "word/styles.xml"
 
 
 def _prepared_docx(data: bytes) -> tuple[bytes, list[str]]:
     """The DOCX as unstructured should read it: its hidden runs removed (returned as hidden
-    text), and each picture's description (alt text) as text where the picture stands:
-    unstructured drops pictures, a screen reader reads their descriptions. The bytes come
-    back unchanged when there is neither."""
+    text), each picture's description (alt text) as text where the picture stands
+    (unstructured drops pictures, a screen reader reads their descriptions), and headings
+    marked the one way unstructured reads them (``_mark_headings``). The bytes come back
+    unchanged when none of these applies."""
     from lxml import etree
 
+    parser = etree.XMLParser(resolve_entities=False)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        root = etree.fromstring(archive.read(_DOCX_BODY), etree.XMLParser(resolve_entities=False))
+        root = etree.fromstring(archive.read(_DOCX_BODY), parser)
+        names = set(archive.namelist())
+        styles = etree.fromstring(archive.read(_DOCX_STYLES), parser) if _DOCX_STYLES in names else None
         hidden = remove_hidden_runs(root)
         described = _alt_text_as_text(root)
-        if not (hidden or described):
+        marked = _mark_headings(root, styles) if styles is not None else 0
+        if not (hidden or described or marked):
             return data, []
+        rewritten_parts = {_DOCX_BODY: root, _DOCX_STYLES: styles}
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as rewritten:
             for member in archive.infolist():
-                content = (etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
-                           if member.filename == _DOCX_BODY else archive.read(member))
+                part = rewritten_parts.get(member.filename)
+                content = (etree.tostring(part, xml_declaration=True, encoding="UTF-8", standalone=True)
+                           if part is not None else archive.read(member))
                 rewritten.writestr(member, content)
     return buffer.getvalue(), hidden
+
+
+_BUILT_IN_HEADING = re.compile(r"heading ([1-9])", re.IGNORECASE)
+
+
+def _mark_headings(root, styles) -> int:
+    """Give every heading paragraph the built-in "Heading N" style; how many changed.
+
+    unstructured knows a heading only by that style's name, but corporate templates derive
+    their own heading styles from it ("Corp Heading 2" based on "Heading 2") or give a style
+    or a paragraph an outline level, which is what Word's navigation pane reads. Missed, such
+    a heading leaves every block after it under the previous, stale heading."""
+    from lxml import etree
+
+    defined = {}
+    for style in styles.iter(f"{WORD_NS}style"):
+        if style.get(f"{WORD_NS}type") == "paragraph":
+            defined[style.get(f"{WORD_NS}styleId")] = style
+    built_in = {int(match.group(1)): style_id for style_id, style in defined.items()
+                if (match := _BUILT_IN_HEADING.fullmatch(_child_value(style, "name") or ""))}
+
+    def level(style_id: str | None, seen: frozenset = frozenset()) -> int | None:
+        style = defined.get(style_id)
+        if style is None or style_id in seen:
+            return None
+        if match := _BUILT_IN_HEADING.fullmatch(_child_value(style, "name") or ""):
+            return int(match.group(1))
+        if (outline := _outline_level(style.find(f"{WORD_NS}pPr"))) is not None:
+            return outline
+        return level(_child_value(style, "basedOn"), seen | {style_id})
+
+    changed = 0
+    for paragraph in root.iter(f"{WORD_NS}p"):
+        properties = paragraph.find(f"{WORD_NS}pPr")
+        style_element = properties.find(f"{WORD_NS}pStyle") if properties is not None else None
+        style_id = style_element.get(f"{WORD_NS}val") if style_element is not None else None
+        heading = _outline_level(properties)
+        heading = heading if heading is not None else level(style_id)
+        if heading is None or built_in.get(heading) == style_id:
+            continue
+        if heading not in built_in:
+            built_in[heading] = f"Heading{heading}"
+            style = etree.SubElement(styles, f"{WORD_NS}style", {f"{WORD_NS}type": "paragraph",
+                                                                   f"{WORD_NS}styleId": built_in[heading]})
+            etree.SubElement(style, f"{WORD_NS}name", {f"{WORD_NS}val": f"heading {heading}"})
+        if properties is None:
+            properties = etree.Element(f"{WORD_NS}pPr")
+            paragraph.insert(0, properties)
+        if style_element is None:
+            style_element = etree.Element(f"{WORD_NS}pStyle")
+            properties.insert(0, style_element)
+        style_element.set(f"{WORD_NS}val", built_in[heading])
+        changed += 1
+    return changed
+
+
+def _child_value(element, tag: str) -> str | None:
+    child = element.find(f"{WORD_NS}{tag}")
+    return child.get(f"{WORD_NS}val") if child is not None else None
+
+
+def _outline_level(properties) -> int | None:
+    """A paragraph's or style's outline level as a heading level (``w:outlineLvl`` 0 is
+    heading 1; 9 is body text)."""
+    value = _child_value(properties, "outlineLvl") if properties is not None else None
+    return int(value) + 1 if value is not None and value.isdigit() and int(value) < 9 else None
 
 
 def _alt_text_as_text(root) -> int:
