@@ -113,6 +113,16 @@ def test_a_declared_charset_decides_what_detection_cannot():
     assert texts(document) == ["Привет, мир"]
 
 
+@pytest.mark.parametrize("label", ["base64", "zlib", "undefined", "x-no-such-charset", "utf-16"])
+def test_a_bogus_declared_charset_is_ignored(label):
+    markup = f'<html><head><meta charset="{label}"></head><body><p>Grüße, naïve café: € 250</p></body></html>'
+    document = parse_document("file:///corpus/bogus.html", markup.encode())
+    assert texts(document) == ["Grüße, naïve café: € 250"]
+    mail = (f'From: a@example.com\r\nSubject: Hi\r\nContent-Type: text/plain; charset="{label}\x00"\r\n'
+            "Content-Transfer-Encoding: 8bit\r\n\r\nGrüße, naïve café: € 250\r\n")
+    assert texts(parse_document("file:///corpus/bogus.eml", mail.encode()))[1:] == ["Grüße, naïve café: € 250"]
+
+
 def test_utf8_labelled_as_latin1_is_read_as_utf8_not_mojibake():
     markup = '<html><head><meta charset="iso-8859-1"></head><body><p>Grüße, naïve café: € 250</p></body></html>'
     document = parse_document("file:///corpus/mislabelled.html", markup.encode("utf-8"))

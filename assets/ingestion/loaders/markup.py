@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import re
-from contextlib import suppress
 
 import yaml
 
@@ -31,15 +30,20 @@ def decode_text(data: bytes, suffix: str, declared: str | None = None) -> str:
     if b"\x00" in sample or _control_ratio(sample) > 0.1:
         raise quarantine(f"binary content in a {suffix or 'text'} file (not text); check the file type")
     legacy = _legacy_codec(declared)
-    if legacy and data.isascii():
-        with suppress(UnicodeDecodeError):
-            return data.decode(legacy)  # 7-bit charsets (ISO-2022-JP, UTF-7) are ASCII too
-    with suppress(UnicodeDecodeError):
-        return data.decode("utf-8")
-    if legacy:
-        with suppress(UnicodeDecodeError):
-            return data.decode(legacy)
+    # A declared 7-bit charset (ISO-2022-JP, UTF-7) goes first: its text is valid UTF-8 too.
+    for codec in [legacy, "utf-8"] if legacy and data.isascii() else ["utf-8", legacy]:
+        if codec and (text := _decoded(data, codec)) is not None:
+            return text
     return _detected_legacy_text(data, suffix)
+
+
+def _decoded(data: bytes, codec: str) -> str | None:
+    """``data`` in ``codec``; ``None`` when it does not decode or the codec is no text encoding
+    (a declared "base64" or "zlib" is the document's say, not Python's)."""
+    try:
+        return data.decode(codec)
+    except (UnicodeError, LookupError):
+        return None
 
 
 def _legacy_codec(label: str | None) -> str | None:
@@ -49,7 +53,7 @@ def _legacy_codec(label: str | None) -> str | None:
     0x80-0x9F range (€, curly quotes), which Latin-1 has as control characters."""
     try:
         codec = codecs.lookup(label).name if label else None
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a label with a NUL or a lone surrogate
         return None
     if codec and codec.startswith(("utf-16", "utf-32")):
         return None
