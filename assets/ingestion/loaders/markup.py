@@ -39,7 +39,7 @@ def decode_text(data: bytes, suffix: str, declared: str | None = None) -> str:
 
 def _decoded(data: bytes, codec: str) -> str | None:
     """``data`` in ``codec``; ``None`` when it does not decode or the codec is no text encoding
-    (a declared "base64" or "zlib" is the document's say, not Python's)."""
+    (a document may declare "base64" or "zlib": Python codecs, but not charsets)."""
     try:
         return data.decode(codec)
     except (UnicodeError, LookupError):
