@@ -7,6 +7,7 @@ same files to a folder for the robustness run.
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import struct
@@ -356,7 +357,8 @@ def hostile() -> dict[str, bytes]:
         "legacy.doc": legacy_doc(),
         "truncated.msg": msg()[:1500],
         "binary.txt": bytes(range(256)) * 8,
-        "latin1.txt": "Caf\xe9 cr\xe8me".encode("latin-1"),
+        # a UTF-16 byte-order mark, then a high surrogate that no low surrogate follows
+        "broken-utf16.txt": codecs.BOM_UTF16_LE + "Caf\xe9".encode("utf-16-le") + b"\x00\xd8",
         "empty.md": b"",
         "broken.json": b'{"title": "Travel", ',
         "laughs.xml": (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'

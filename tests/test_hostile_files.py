@@ -32,7 +32,7 @@ def rejection(name: str, data: bytes, **options) -> DocumentRejected:
     ("legacy.doc", "legacy binary Office file (.doc/.xls/.ppt)"),
     ("truncated.msg", "corrupt or truncated OLE compound file"),
     ("binary.txt", "binary content in a .txt file"),
-    ("latin1.txt", "not valid UTF-8 (byte 0xe9 at offset 3)"),
+    ("broken-utf16.txt", "not valid UTF-16 (bad bytes at offset 10); re-save the file as UTF-8"),
     ("empty.md", "empty file (0 bytes)"),
     ("broken.json", "invalid JSON"),
     ("laughs.xml", "no text content"),  # entities are left unexpanded, so nothing explodes

@@ -73,7 +73,8 @@ def test_cleaning_normalises_ligatures_and_spacing():
     [
         ("empty.md", b"", "quarantined", "empty file"),
         ("binary.md", bytes(range(256)) * 4, "quarantined", "binary content in a .md file"),
-        ("latin1.txt", "café crème".encode("latin-1"), "quarantined", "not valid UTF-8 (byte 0xe9 at offset 3)"),
+        ("broken-utf32.txt", "\ufeffcafé".encode("utf-32-be") + b"\x00\x11\x00\x00", "quarantined",
+         "not valid UTF-32 (bad bytes at offset 20)"),
         ("spaces.md", b"   \n\n  \n", "quarantined", "no text content"),
         ("tool.exe", b"MZ\x90\x00", "quarantined", "unsupported file type .exe"),
         ("broken.pdf", b"%PDF-1.4 truncated garbage", "quarantined", "PDF"),

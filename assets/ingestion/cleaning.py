@@ -11,6 +11,10 @@ _SPACES = re.compile(r"[ \t\u00a0]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 # Soft hyphens, zero-width spaces and joiners, BOMs: invisible, and they break tokens apart.
 _INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+# C0 and C1 control characters (NUL, escapes, DEL...) but tab and the line breaks handled apart.
+_CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
+# Vertical tab, form feed and NEL end a line: a newline keeps the words on either side apart.
+_LINE_BREAK_CONTROLS = re.compile("[\x0b\x0c\x85]")
 _HYPHEN_BREAK = re.compile(r"(\w)[-\u2010]\n(\w)")
 _DIGITS = re.compile(r"\d+")
 
@@ -38,10 +42,10 @@ def normalize_compatibility(text: str) -> str:
 
 
 def clean_text(text: str) -> str:
-    """Normalise compatibility forms (``normalize_compatibility``), drop invisible characters,
-    fold runs of spaces, trim blank runs."""
+    """Normalise compatibility forms (``normalize_compatibility``), drop invisible and control
+    characters (the output never holds a NUL), fold runs of spaces, trim blank runs."""
     text = normalize_compatibility(text).replace("\r\n", "\n").replace("\r", "\n")
-    text = _INVISIBLE.sub("", text)
+    text = _CONTROLS.sub("", _LINE_BREAK_CONTROLS.sub("\n", _INVISIBLE.sub("", text)))
     lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 

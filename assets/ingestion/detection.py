@@ -9,6 +9,7 @@ them.
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 import zipfile
@@ -53,7 +54,10 @@ BINARY_EXTENSIONS = {".pdf", ".docx", ".pptx", ".xlsx", ".odt", ".epub", ".msg",
 
 _ZIP_MARKERS = {"word/document.xml": DOCX, "ppt/presentation.xml": PPTX, "xl/workbook.xml": XLSX}
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-_EMAIL_HEADER = re.compile(rb"\A(?:[A-Za-z-]+:[^\n]*\r?\n)*?(?:From|Subject|Message-ID):", re.IGNORECASE)
+_EMAIL_HEADER = re.compile(r"\A(?:[A-Za-z-]+:[^\n]*\r?\n)*?(?:From|Subject|Message-ID):", re.IGNORECASE)
+# UTF-32 first: its little-endian BOM begins with UTF-16's.
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
 def detect_content_type(name: PurePosixPath, data: bytes, limits: ParseLimits) -> str:
@@ -82,15 +86,51 @@ def detect_content_type(name: PurePosixPath, data: bytes, limits: ParseLimits) -
 
 
 def _sniff_text(data: bytes) -> str | None:
-    """Recognise markup and e-mail by their opening, for files whose name says nothing useful."""
-    head = data[:1024].lstrip().lower()
-    if head.startswith((b"<!doctype html", b"<html")):
+    """Recognise markup and e-mail by their opening, for files whose name says nothing useful
+    (seen through a byte-order mark or UTF-16/32)."""
+    opening = data[:4096].decode(unicode_encoding(data) or "latin-1", "ignore")
+    head = opening[:1024].lstrip().lower()
+    if head.startswith(("<!doctype html", "<html")):
         return "text/html"
-    if head.startswith(b"<?xml"):
+    if head.startswith("<?xml"):
         return "application/xml"
-    if _EMAIL_HEADER.match(data[:4096]):
+    if _EMAIL_HEADER.match(opening):
         return "message/rfc822"
     return None
+
+
+def unicode_encoding(data: bytes) -> str | None:
+    """The codec of text saved with a byte-order mark, or as UTF-16/32 without one; else ``None``.
+
+    Without a mark, UTF-16 and UTF-32 are told by where their NUL bytes fall: the high bytes of
+    code units are often zero (always, in UTF-32), the low bytes almost never, which no 8-bit
+    encoding and no random binary shows; the opening must then also decode.
+    """
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            return codec
+    sample = data[:4096]
+    if b"\x00" not in sample:
+        return None
+    for width, codec, high, low in _NUL_PATTERNS:
+        whole = sample[:len(sample) - len(sample) % width]
+        if whole and all(_zero_share(whole, width, at) > 0.3 for at in high) and _zero_share(whole, width, low) < 0.02:
+            try:  # incrementally: the sample may end inside a surrogate pair
+                codecs.getincrementaldecoder(codec)().decode(whole)
+            except UnicodeDecodeError:
+                continue
+            return codec
+    return None
+
+
+# (code unit width, codec, offsets of the high bytes, offset of the low byte) in each code unit.
+_NUL_PATTERNS = ((4, "utf-32-le", (2, 3), 0), (4, "utf-32-be", (0, 1), 3),
+                 (2, "utf-16-le", (1,), 0), (2, "utf-16-be", (0,), 1))
+
+
+def _zero_share(sample: bytes, width: int, offset: int) -> float:
+    column = sample[offset::width]
+    return column.count(0) / len(column)
 
 
 def _zip_type(data: bytes, limits: ParseLimits) -> str:

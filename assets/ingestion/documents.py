@@ -11,7 +11,7 @@ from typing import Any
 from core.types import ParsedDocument
 
 # Bump when cleaning or parsing changes what text a document yields: it changes vectors.
-CLEANING_VERSION = "3"
+CLEANING_VERSION = "4"
 
 _POINT_NAMESPACE = uuid.UUID("6f0c5a52-3c1e-4b8e-9a51-2f1d0c7e9b10")
 

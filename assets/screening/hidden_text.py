@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable
 
 from assets.screening.poisoning import invisible_characters
+from core.types import DocumentRejected
 
 _HIDDEN_STYLE = re.compile(
     r"display\s*:\s*none|visibility\s*:\s*hidden|opacity\s*:\s*0(?:\.0+)?\s*(?:;|$)"
@@ -32,7 +33,9 @@ def hidden_text(content_type: str | None, data: bytes) -> list[str]:
     """The hidden fragments of an HTML, e-mail (its HTML body) or PDF document (empty for
     other types)."""
     if content_type == "text/html":
-        return _hidden_html(data.decode("utf-8", "replace"))
+        from assets.ingestion.loaders.markup import decode_html  # imported here: markup imports this module
+
+        return _hidden_html(decode_html(data, ".html"))
     if content_type == "message/rfc822":
         return _hidden_html(html) if (html := _html_body(data)) else []
     if content_type == "application/pdf":
@@ -41,11 +44,14 @@ def hidden_text(content_type: str | None, data: bytes) -> list[str]:
 
 
 def _html_body(data: bytes) -> str:
-    from email import policy
-    from email.parser import BytesParser
+    """The HTML part, decoded as the e-mail loader decodes it (UTF-16 files, declared charsets)."""
+    from assets.ingestion.loaders.messages import parse_eml, part_text
 
-    body = BytesParser(policy=policy.default).parsebytes(data).get_body(preferencelist=("html",))
-    return body.get_content() if body is not None else ""
+    body = parse_eml(data).get_body(preferencelist=("html",))
+    try:
+        return part_text(body) if body is not None else ""
+    except DocumentRejected:
+        return ""  # not indexed either: the loader took the plain part
 
 
 def _hidden_html(markup: str) -> list[str]:

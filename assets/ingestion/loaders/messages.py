@@ -1,7 +1,9 @@
 """E-mail: EML with the standard library's parser, Outlook MSG through unstructured.
 
 Subject, sender and date come from the message headers; the body is the plain-text part,
-or the HTML part cleaned like any web page. Attachments are not indexed.
+or the HTML part cleaned like any web page when the plain part reads as mojibake or is
+missing. Each part is decoded by its declared charset, with ``decode_text``'s fallbacks.
+Attachments are not indexed.
 """
 
 from __future__ import annotations
@@ -9,26 +11,22 @@ from __future__ import annotations
 import io
 import re
 from email import policy
+from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 
-from assets.ingestion.detection import MSG
+from assets.ingestion.detection import MSG, unicode_encoding
 from assets.ingestion.loaders import ParseRequest, loader
-from assets.ingestion.loaders.markup import parse_html
+from assets.ingestion.loaders.markup import decode_text, parse_html
 from assets.ingestion.loaders.office import blocks_from_elements
 from assets.ingestion.loaders.unstructured_runtime import partitioner
-from core.types import Block, ParsedDocument
+from core.types import Block, DocumentRejected, ParsedDocument
 
 
 @loader("message/rfc822")
 def load_eml(request: ParseRequest) -> ParsedDocument:
-    message = BytesParser(policy=policy.default).parsebytes(request.data)
-    body = message.get_body(preferencelist=("plain", "html"))
-    content = body.get_content() if body is not None else ""
-    if body is not None and body.get_content_type() == "text/html":
-        blocks = parse_html(content, request.fallback_title).blocks
-    else:
-        blocks = [Block(text=p) for p in re.split(r"\n\s*\n", content) if p.strip()]
+    message = parse_eml(request.data)
+    blocks = _body_blocks(message, request.fallback_title)
     headers = [f"{name}: {message[name]}" for name in ("From", "To", "Cc", "Subject") if message[name]]
     if headers and blocks:
         blocks.insert(0, Block(text="\n".join(headers)))
@@ -39,6 +37,45 @@ def load_eml(request: ParseRequest) -> ParsedDocument:
         author=str(message["From"]) if message["From"] else None,
         date=_header_date(message["Date"]),
     )
+
+
+def parse_eml(data: bytes) -> EmailMessage:
+    """The message. A file saved whole as UTF-16/32 is decoded first (the MIME parser reads
+    bytes of an ASCII-compatible encoding); its parts are then UTF-8, whatever they declare."""
+    if unicode_encoding(data):
+        data = decode_text(data, ".eml").encode("utf-8")
+    return BytesParser(policy=policy.default).parsebytes(data)
+
+
+def part_text(part: EmailMessage) -> str:
+    """A text part's payload decoded by its declared charset, with ``decode_text``'s fallbacks
+    (a part labelled iso-8859-1 that is really UTF-8 is read as UTF-8)."""
+    return decode_text(part.get_payload(decode=True) or b"", ".eml", part.get_content_charset())
+
+
+def _body_blocks(message: EmailMessage, fallback_title: str) -> list[Block]:
+    """The blocks of the plain-text body, or of the HTML body when the plain part is missing,
+    does not decode, or reads as more of a mess (charset-normalizer's mess ratio: mojibake such
+    as "cafÃ©" scores high)."""
+    from charset_normalizer.md import mess_ratio
+
+    candidates, failures = [], []
+    for subtype in ("plain", "html"):
+        if (part := message.get_body(preferencelist=(subtype,))) is None:
+            continue
+        try:
+            content = part_text(part)
+        except DocumentRejected as error:
+            failures.append(error)
+            continue
+        if subtype == "html":
+            candidates.append(parse_html(content, fallback_title).blocks)
+        else:
+            candidates.append([Block(text=p) for p in re.split(r"\n\s*\n", content) if p.strip()])
+    if failures and not candidates:
+        raise failures[0]
+    return min(candidates, key=lambda blocks: mess_ratio("\n".join(b.text for b in blocks), maximum_threshold=1.0),
+               default=[])
 
 
 def _header_date(value) -> str | None:
