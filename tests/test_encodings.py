@@ -235,3 +235,10 @@ def test_binary_content_is_still_quarantined_as_binary():
 ])
 def test_unicode_encoding_is_told_by_bom_or_nul_pattern(data, codec):
     assert unicode_encoding(data) == codec
+
+
+@pytest.mark.parametrize("name, builder", [("policy.rst", fx.rst), ("policy.org", fx.org)])
+def test_restructured_text_and_org_in_utf16_are_read_like_utf8(name, builder):
+    utf8 = parse_document(name, builder())
+    utf16 = parse_document(name, builder().decode().encode("utf-16"))
+    assert [(block.text, block.section) for block in utf16.blocks] == [(block.text, block.section) for block in utf8.blocks]

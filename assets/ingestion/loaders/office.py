@@ -12,7 +12,7 @@ import zipfile
 
 from assets.ingestion.detection import DOCX, EPUB, ODT, PPTX, RTF
 from assets.ingestion.loaders import ParseRequest, loader
-from assets.ingestion.loaders.markup import html_table_markdown, optional_str
+from assets.ingestion.loaders.markup import decode_text, html_table_markdown, optional_str
 from assets.ingestion.loaders.unstructured_runtime import partitioner
 from assets.screening.hidden_text import WORD_NS, hidden_slides, remove_hidden_runs
 from core.types import Block, ParsedDocument, enter_heading, section_path
@@ -27,6 +27,7 @@ _PARTITIONERS = {
     "text/org": ("org", "partition_org"),
 }
 _SKIPPED = {"Header", "Footer", "PageBreak", "PageNumber"}
+_TEXT_MARKUP = {"text/x-rst", "text/org"}
 
 
 @loader(*_PARTITIONERS)
@@ -37,6 +38,8 @@ def load_with_unstructured(request: ParseRequest) -> ParsedDocument:
     data, hidden = request.data, []
     if request.content_type == DOCX:
         data, hidden = _prepared_docx(data)
+    elif request.content_type in _TEXT_MARKUP:  # pandoc reads UTF-8 only
+        data = decode_text(data, request.name.suffix).encode()
     elements = partitioner(module, function)(file=io.BytesIO(data))
     if request.content_type == PPTX and (slides := hidden_slides(data)):
         hidden = [e.text for e in elements if e.metadata.page_number in slides and e.text.strip()]
