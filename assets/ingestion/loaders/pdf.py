@@ -23,8 +23,9 @@ from core.tables import markdown_table
 from core.types import Block, ParsedDocument, quarantine
 
 # pdfminer's layout analysis: word gaps relative to glyph width (pdfplumber's default 3 pt
-# gap runs small type together) and text boxes ordered by position, so columns read whole.
-LAYOUT = {"word_margin": 0.1, "line_margin": 0.5, "boxes_flow": 0.5}
+# gap runs small type together) and text boxes ordered by position, so columns read whole;
+# text inside figures (form XObjects) is laid out too.
+LAYOUT = {"word_margin": 0.1, "line_margin": 0.5, "boxes_flow": 0.5, "all_texts": True}
 
 
 @loader(PDF)
@@ -85,28 +86,42 @@ def _page_content(page) -> _Content:
     """The page's visible lines outside its tables in reading order, and each table as
     Markdown. Tiny or white characters are left out: the hidden-text scan reads them, the
     index must not."""
-    from pdfminer.layout import LTChar, LTTextBox, LTTextLine
+    from pdfminer.layout import LTChar
 
-    visible = page.filter(lambda obj: obj.get("object_type") != "char" or not is_invisible_pdf_char(obj))
-    found = visible.find_tables()
+    found = []
+    if _has_rules(page.layout):  # pdfplumber finds tables by their ruling lines; skip its costly object walk
+        visible = page.filter(lambda obj: obj.get("object_type") != "char" or not is_invisible_pdf_char(obj))
+        found = visible.find_tables()
     tables = [markdown_table(table.extract()) for table in found]
     boxes = [_to_pdfminer_box(page, table.bbox) for table in found]
     lines, glyphs, garbage = [], 0, 0
-    for box in page.layout:
-        if not isinstance(box, LTTextBox):
-            continue
-        for line in box:
-            if not isinstance(line, LTTextLine):
-                continue
-            chars = [item for item in line if not isinstance(item, LTChar) or _kept(item, boxes)]
-            text, bad = strip_glyph_garbage("".join(item.get_text() for item in chars))
-            sized = [item for item in chars if isinstance(item, LTChar)]
-            glyphs, garbage = glyphs + len(sized), garbage + bad
-            if text.strip() and sized:
-                sizes = sorted(item.size for item in sized)
-                bold = sum(is_bold_font(item.fontname) for item in sized) > len(sized) / 2
-                lines.append(TextLine(" ".join(text.split()), sizes[len(sizes) // 2], bold))
+    for line in _text_lines(page.layout):
+        chars = [item for item in line if not isinstance(item, LTChar) or _kept(item, boxes)]
+        text, bad = strip_glyph_garbage("".join(item.get_text() for item in chars))
+        sized = [item for item in chars if isinstance(item, LTChar)]
+        glyphs, garbage = glyphs + len(sized), garbage + bad
+        if text.strip() and sized:
+            sizes = sorted(item.size for item in sized)
+            bold = sum(is_bold_font(item.fontname) for item in sized) > len(sized) / 2
+            lines.append(TextLine(" ".join(text.split()), sizes[len(sizes) // 2], bold))
     return _Content(lines, [table for table in tables if table], glyphs, garbage)
+
+
+def _has_rules(container) -> bool:
+    from pdfminer.layout import LTCurve, LTFigure
+
+    return any(isinstance(item, LTCurve) or (isinstance(item, LTFigure) and _has_rules(item)) for item in container)
+
+
+def _text_lines(container):
+    """The text lines of a page layout in reading order, those inside figures (form XObjects) too."""
+    from pdfminer.layout import LTFigure, LTTextBox, LTTextLine
+
+    for item in container:
+        if isinstance(item, LTTextBox):
+            yield from (line for line in item if isinstance(line, LTTextLine))
+        elif isinstance(item, LTFigure):
+            yield from _text_lines(item)
 
 
 def _kept(char, table_boxes) -> bool:
@@ -128,17 +143,15 @@ def _upright(pdf, page):
     """The page turned so most of its text reads left to right: a ``/Rotate`` that stands
     the text on its side, or text drawn turned on an upright page, is undone by setting the
     page's rotation (pdfminer applies it) and reading the page again."""
-    from pdfminer.layout import LTChar, LTTextBox
+    from pdfminer.layout import LTChar
     from pdfplumber.page import Page
 
     turns = Counter()
-    for box in page.layout:
-        if isinstance(box, LTTextBox):
-            for line in box:
-                for char in line:
-                    if isinstance(char, LTChar):
-                        a, b = char.matrix[:2]
-                        turns[0 if a > abs(b) else 90 if b > abs(a) else 180 if -a > abs(b) else 270] += 1
+    for line in _text_lines(page.layout):
+        for char in line:
+            if isinstance(char, LTChar):
+                a, b = char.matrix[:2]
+                turns[0 if a > abs(b) else 90 if b > abs(a) else 180 if -a > abs(b) else 270] += 1
     turn = turns.most_common(1)[0][0] if turns else 0
     if turn == 0:
         return page
