@@ -244,3 +244,43 @@ def long_pdf(pages: int = 600) -> bytes:
         pdf.showPage()
     pdf.save()
     return buffer.getvalue()
+
+
+PLAIN_PAGE_TEXT = "The first page has an ordinary font with a Unicode map."
+UNMAPPED_PAGE_TEXT = [
+    "Glyph codes without a Unicode map must never reach the index.",
+    "This page has an embedded font and no ToUnicode table.",
+]
+
+
+def unmapped_glyphs_pdf() -> bytes:
+    """Page 1 in a standard font; page 2 in an embedded TrueType font written as glyph ids
+    (Identity-H) with no way back to Unicode, so pdfminer reads ``(cid:N)`` codes while the
+    page renders (and OCRs) fine. Built with PDFium (reportlab writes no CID fonts); the
+    ``/ToUnicode`` key and the Identity ordering (pdfminer's fallback to the font's own cmap)
+    are then renamed in place."""
+    import ctypes
+    from pathlib import Path
+
+    import pypdfium2
+    import pypdfium2.raw as pdfium_c
+    import reportlab
+
+    pdf = pypdfium2.PdfDocument.new()
+    font_data = (Path(reportlab.__file__).parent / "fonts" / "Vera.ttf").read_bytes()
+    font_buffer = (ctypes.c_ubyte * len(font_data)).from_buffer_copy(font_data)
+    fonts = [pdfium_c.FPDFText_LoadStandardFont(pdf.raw, b"Helvetica"),
+             pdfium_c.FPDFText_LoadFont(pdf.raw, font_buffer, len(font_data), pdfium_c.FPDF_FONT_TRUETYPE, True)]
+    for font, sentences in zip(fonts, [[PLAIN_PAGE_TEXT], UNMAPPED_PAGE_TEXT], strict=True):
+        page = pdf.new_page(PAGE_WIDTH, PAGE_HEIGHT)
+        for row, sentence in enumerate(sentences):
+            text = pdfium_c.FPDFPageObj_CreateTextObj(pdf.raw, font, ctypes.c_float(16))
+            wide = ctypes.create_string_buffer((sentence + "\x00").encode("utf-16-le"))
+            pdfium_c.FPDFText_SetText(text, ctypes.cast(wide, ctypes.POINTER(pdfium_c.FPDF_WCHAR)))
+            pdfium_c.FPDFPageObj_Transform(text, 1, 0, 0, 1, 40, PAGE_HEIGHT - 80 - 40 * row)
+            pdfium_c.FPDFPage_InsertObject(page.raw, text)
+        page.gen_content()
+    buffer = io.BytesIO()
+    pdf.save(buffer)
+    pdf.close()
+    return buffer.getvalue().replace(b"/ToUnicode", b"/Xounicode").replace(b"(Identity)", b"(Identitx)")

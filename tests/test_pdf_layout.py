@@ -8,6 +8,7 @@ from pathlib import Path
 
 from assets.ingestion.parsing import parse_document
 from assets.ingestion.pdf_layout import TextLine, is_page_number, remove_running_lines, strip_glyph_garbage
+from resources.ocr import TesseractOcr
 from tests import pdf_fixtures
 
 
@@ -95,3 +96,15 @@ def test_a_600_page_pdf_parses_page_by_page_under_1_gb():
     pages, peak_mb = map(int, result.stdout.split())
     assert pages == 600
     assert peak_mb < 1024
+
+
+def test_a_page_of_unmapped_glyph_codes_is_read_by_ocr():
+    blocks = parse_document("glyphs.pdf", pdf_fixtures.unmapped_glyphs_pdf(), ocr=TesseractOcr()).blocks
+    assert blocks[0].text == pdf_fixtures.PLAIN_PAGE_TEXT
+    ocr_text = " ".join(block.text for block in blocks if block.page == 2)
+    assert ocr_text.split() == " ".join(pdf_fixtures.UNMAPPED_PAGE_TEXT).split()
+
+
+def test_without_ocr_unmapped_glyph_codes_are_dropped_not_indexed():
+    blocks = parse_document("glyphs.pdf", pdf_fixtures.unmapped_glyphs_pdf()).blocks
+    assert [(block.page, block.text) for block in blocks] == [(1, pdf_fixtures.PLAIN_PAGE_TEXT)]

@@ -56,8 +56,9 @@ def strip_glyph_garbage(text: str) -> tuple[str, int]:
 
 
 def is_garbage_page(glyphs: int, garbage: int) -> bool:
-    """Mostly unreadable glyphs: a font without a Unicode map, worth OCR rather than indexing."""
-    return garbage > 20 and garbage >= 0.3 * (glyphs + garbage)
+    """Of a page's ``glyphs``, ``garbage`` are unreadable: if that is much of the page (a font
+    without a Unicode map), OCR reads it better."""
+    return garbage > 20 and garbage >= 0.3 * glyphs
 
 
 def is_page_number(text: str) -> bool:
