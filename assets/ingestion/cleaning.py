@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
 from functools import cache
 
 _SPACES = re.compile(r"[ \t\u00a0]+")
@@ -16,7 +15,6 @@ _CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
 # Vertical tab, form feed and NEL end a line: a newline keeps the words on either side apart.
 _LINE_BREAK_CONTROLS = re.compile("[\x0b\x0c\x85]")
 _HYPHEN_BREAK = re.compile(r"(\w)[-\u2010]\n(\w)")
-_DIGITS = re.compile(r"\d+")
 
 
 # NFKC turns "5½" into "51⁄2" and "m²" into "m2": different text, different numbers.
@@ -56,33 +54,6 @@ def dehyphenate(text: str) -> str:
     Only a lowercase continuation is joined, so "COVID-\\n19" and "e-\\nMail" keep theirs.
     """
     return _HYPHEN_BREAK.sub(lambda m: m.group(1) + m.group(2) if m.group(2).islower() else m.group(0), text)
-
-
-def strip_running_lines(pages: list[str], edge_lines: int = 2, min_share: float = 0.6) -> list[str]:
-    """Remove running headers and footers: lines near the top or bottom of a page that repeat
-    (numbers aside, so "Page 3 of 9" counts) on at least ``min_share`` of the pages."""
-    if len(pages) < 3:
-        return pages
-    split = [page.split("\n") for page in pages]
-    seen = Counter()
-    for lines in split:
-        seen.update({_line_key(line) for line in _edges(lines, edge_lines) if line.strip()})
-    running = {key for key, count in seen.items() if count >= min_share * len(pages)}
-    if not running:
-        return pages
-    cleaned = []
-    for lines in split:
-        edge = set(range(min(edge_lines, len(lines)))) | set(range(max(len(lines) - edge_lines, 0), len(lines)))
-        cleaned.append("\n".join(line for i, line in enumerate(lines) if not (i in edge and _line_key(line) in running)))
-    return cleaned
-
-
-def _edges(lines: list[str], count: int) -> list[str]:
-    return lines[:count] + lines[-count:] if len(lines) > count else lines
-
-
-def _line_key(line: str) -> str:
-    return _DIGITS.sub("#", " ".join(line.split()).lower())
 
 
 MIN_LANGUAGE_CONFIDENCE = 0.9
