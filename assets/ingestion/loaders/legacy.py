@@ -72,7 +72,7 @@ def convert_with_libreoffice(data: bytes, suffix: str, target: str, timeout_s: f
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
-            raise quarantine(f"LibreOffice did not convert the {suffix} file within {timeout_s:.0f} s") from None
+            raise quarantine(f"LibreOffice did not convert the {suffix} file within {timeout_s:g} s") from None
         result = work / "out" / f"document.{target}"
         if not result.is_file():
             said = " ".join(output.decode(errors="replace").split())[-300:]
