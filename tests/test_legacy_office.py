@@ -103,3 +103,35 @@ def _command_line(pid: str) -> str:
             return file.read().decode(errors="replace")
     except OSError:  # the process ended meanwhile
         return ""
+
+
+def test_converting_a_doc_with_a_linked_picture_makes_no_request():
+    """LibreOffice fetches linked pictures while converting: the picture's server must see nothing."""
+    import http.server
+    import threading
+
+    requests = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/picture.png"
+        html = (f"<html><body><p>Linked picture below.</p><img src='{url}' width='10' height='10'>"
+                "<p>After the picture.</p></body></html>").encode()
+        odt = convert_with_libreoffice(html, ".html", "odt:writer8", 120)
+        doc = convert_with_libreoffice(odt, ".odt", "doc:MS Word 97", 120)
+        document = parse_document("file:///corpus/linked.doc", doc)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert requests == []
+    assert document.text == "Linked picture below.\n\nAfter the picture."

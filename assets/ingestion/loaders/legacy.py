@@ -26,6 +26,13 @@ _LEGACY = {
     XLS: (".xls", "xlsx", "libreoffice-calc-nogui"),
     PPT: (".ppt", "pptx", "libreoffice-impress-nogui"),
 }
+# LibreOffice fetches a document's linked pictures while converting it (seen with strace: a
+# .doc linking http://192.0.2.1/pic.png connects there), which would break the air gap and
+# let a document make the host request any URL. Every proxy is set to a closed loopback port
+# (9, discard) with no exceptions, and the curl LibreOffice uses then makes no connection.
+_NO_NETWORK = {name: "http://127.0.0.1:9" for name in ("http_proxy", "https_proxy", "ftp_proxy", "all_proxy",
+                                                        "HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "ALL_PROXY")}
+_NO_NETWORK.update(no_proxy="", NO_PROXY="")
 # Of the parse deadline, the share conversion may take: the rest is for reading the result,
 # and LibreOffice is stopped by its own timeout before the parse worker is.
 CONVERSION_SHARE_OF_TIMEOUT = 0.5
@@ -54,8 +61,8 @@ def soffice_path() -> str | None:
 
 
 def convert_with_libreoffice(data: bytes, suffix: str, target: str, timeout_s: float) -> bytes:
-    """``data`` (a file of type ``suffix``) converted by ``soffice --convert-to target``, or
-    ``DocumentRejected`` saying why LibreOffice could not."""
+    """``data`` (a file of type ``suffix``) converted by ``soffice --convert-to target`` (an
+    extension, or ``extension:filter name``), or ``DocumentRejected`` saying why LibreOffice could not."""
     soffice = soffice_path()
     if soffice is None:
         raise quarantine(f"cannot convert {suffix} to .{target}: LibreOffice (soffice) is not installed")
@@ -66,14 +73,14 @@ def convert_with_libreoffice(data: bytes, suffix: str, target: str, timeout_s: f
         command = [soffice, f"-env:UserInstallation={(work / 'profile').as_uri()}", "--headless", "--norestore",
                    "--nolockcheck", "--nodefault", "--convert-to", target, "--outdir", str(work / "out"), str(source)]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                                   env={**os.environ, "HOME": folder})
+                                   env={**os.environ, "HOME": folder, **_NO_NETWORK})
         try:
             output, _ = process.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
             raise quarantine(f"LibreOffice did not convert the {suffix} file within {timeout_s:g} s") from None
-        result = work / "out" / f"document.{target}"
+        result = work / "out" / f"document.{target.partition(':')[0]}"
         if not result.is_file():
             said = " ".join(output.decode(errors="replace").split())[-300:]
             raise quarantine(f"LibreOffice could not convert the {suffix} file (corrupt or unsupported?): "
