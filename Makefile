@@ -6,8 +6,10 @@ DATA_DIR ?= .rag_data
 STAMP := $(VENV)/.installed
 
 # Debian packages the tests use: a real PostgreSQL for the ledger, Chromium for the UI test,
-# Tesseract for OCR of scanned PDFs and images.
-SYSTEM_PACKAGES := postgresql chromium tesseract-ocr tesseract-ocr-eng
+# Tesseract for OCR of scanned PDFs and images, LibreOffice (headless, no GUI) to convert legacy
+# .doc/.xls/.ppt files.
+SYSTEM_PACKAGES := postgresql chromium tesseract-ocr tesseract-ocr-eng \
+	libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
 
 .PHONY: install system-packages node-tools demo test ui clean
 

@@ -29,7 +29,7 @@ def rejection(name: str, data: bytes, **options) -> DocumentRejected:
     ("clip.mp4", "unsupported file type .mp4 (content is video/mp4)"),
     ("tool.exe", "unsupported file type .exe (content is application/x-msdownload)"),
     ("archive.zip", "a ZIP archive that is not an Office, ODT or EPUB document"),
-    ("legacy.doc", "legacy binary Office file (.doc/.xls/.ppt)"),
+    ("legacy.doc", "LibreOffice could not convert the .doc file (corrupt or unsupported?)"),
     ("truncated.msg", "corrupt or truncated OLE compound file"),
     ("binary.txt", "binary content in a .txt file"),
     ("broken-utf16.txt", "not valid UTF-16 (bad bytes at offset 10); re-save the file as UTF-8"),

@@ -46,8 +46,9 @@ def chunk_document(
     """Split each run of blocks sharing a section (and page) on its own, so every chunk
     has one heading path and one page; number the chunks and attach the full payload.
 
-    Tables are chunked on their own, by whole rows, with the header row repeated in each
-    chunk, so no chunk holds half a row or rows without their column names. ``chunk_size``
+    Tables are chunked on their own (``split_table``), by whole rows, with the header row
+    repeated in each chunk, and rows wider than a chunk by column groups under their own
+    header, so no chunk holds half a cell or cells without their column names. ``chunk_size``
     (tokens) bounds table chunks; by default the splitter's own size."""
     table_budget = chunk_size or splitter._chunk_size  # langchain keeps the size private
     pieces: list[tuple[str, str, int | None]] = []

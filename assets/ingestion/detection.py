@@ -47,13 +47,19 @@ EPUB = "application/epub+zip"
 MSG = "application/vnd.ms-outlook"
 RTF = "application/rtf"
 PDF = "application/pdf"
+DOC = "application/msword"
+XLS = "application/vnd.ms-excel"
+PPT = "application/vnd.ms-powerpoint"
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/tiff"}
 BINARY_TYPES = {DOCX, PPTX, XLSX, ODT, EPUB, MSG, RTF, PDF, *IMAGE_TYPES}
 BINARY_EXTENSIONS = {".pdf", ".docx", ".pptx", ".xlsx", ".odt", ".epub", ".msg", ".rtf", ".png", ".jpg", ".jpeg",
-                     ".tif", ".tiff"}
+                     ".tif", ".tiff", ".doc", ".xls", ".ppt"}
 
 _ZIP_MARKERS = {"word/document.xml": DOCX, "ppt/presentation.xml": PPTX, "xl/workbook.xml": XLSX}
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+# The stream that makes an OLE compound file a Word, Excel (5.0: "Book") or PowerPoint file.
+_OLE_MARKERS = {"WordDocument": DOC, "Workbook": XLS, "Book": XLS, "PowerPoint Document": PPT}
+ENCRYPTED_OFFICE = "encrypted (password-protected) Office document; save it without a password to index it"
 _EMAIL_HEADER = re.compile(r"\A(?:[A-Za-z-]+:[^\n]*\r?\n)*?(?:From|Subject|Message-ID):", re.IGNORECASE)
 # UTF-32 first: its little-endian BOM begins with UTF-16's.
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
@@ -174,6 +180,11 @@ def check_archive(members: list[zipfile.ZipInfo], packed_bytes: int, limits: Par
 
 
 def _ole_type(data: bytes) -> str:
+    """An Outlook message or a legacy Word, Excel or PowerPoint file, told by its streams.
+    A password-protected OOXML file is an OLE container too (EncryptionInfo and
+    EncryptedPackage streams); legacy files flag encryption inside their streams, which
+    msoffcrypto-tool reads."""
+    import msoffcrypto
     import olefile
 
     try:
@@ -183,6 +194,15 @@ def _ole_type(data: bytes) -> str:
         raise quarantine(f"corrupt or truncated OLE compound file ({type(error).__name__})") from None
     if any(stream.startswith("__substg1.0_") for stream in streams):
         return MSG
-    raise quarantine(
-        "legacy binary Office file (.doc/.xls/.ppt) or other OLE container; save it as .docx/.xlsx/.pptx"
-    )
+    if {"EncryptionInfo", "EncryptedPackage"} <= streams:
+        raise quarantine(ENCRYPTED_OFFICE)
+    content_type = next((kind for marker, kind in _OLE_MARKERS.items() if marker in streams), None)
+    if content_type is None:
+        raise quarantine("unsupported OLE container: not a Word, Excel, PowerPoint or Outlook file")
+    try:
+        encrypted = msoffcrypto.OfficeFile(io.BytesIO(data)).is_encrypted()
+    except Exception as error:  # noqa: BLE001  (its parsers raise anything on a malformed stream)
+        raise quarantine(f"corrupt legacy Office file ({type(error).__name__}: {error})") from None
+    if encrypted:
+        raise quarantine(ENCRYPTED_OFFICE)
+    return content_type

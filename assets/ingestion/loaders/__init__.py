@@ -47,4 +47,4 @@ def loader(*content_types: str) -> Callable[[Loader], Loader]:
     return register
 
 
-from assets.ingestion.loaders import images, markup, messages, office, pdf, structured  # noqa: E402,F401  (registers)
+from assets.ingestion.loaders import images, legacy, markup, messages, office, pdf, structured  # noqa: E402,F401  (registers)
