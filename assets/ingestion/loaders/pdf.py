@@ -23,6 +23,7 @@ def load_pdf(request: ParseRequest) -> ParsedDocument:
         with pdfplumber.open(io.BytesIO(request.data)) as pdf:
             if len(pdf.pages) > request.limits.max_pages:
                 raise quarantine(f"PDF has {len(pdf.pages):,} pages, above the limit of {request.limits.max_pages:,}")
+            request.report_pages(len(pdf.pages))
             info = pdf.metadata or {}
             pages = [_page_content(page) for page in pdf.pages]
     except PdfminerException as error:  # pdfplumber wraps pdfminer's own exceptions
