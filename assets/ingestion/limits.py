@@ -20,4 +20,4 @@ class ParseLimits:
     max_compression_ratio: float = 200.0
     max_archive_members: int = 10_000
     timeout_s: float = 120.0
-    timeout_per_page_s: float = 0.5
+    timeout_per_page_s: float = 1.0
