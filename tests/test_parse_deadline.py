@@ -171,3 +171,8 @@ def test_the_clean_asset_lists_the_slowest_parses_in_its_metadata(tmp_path, monk
     assert lines[0] == "| source | seconds | pages | status |"
     assert {line.split(" | ")[0].rsplit("/", 1)[-1] for line in lines[2:]} == {"policy.pdf", "policy.md"}
     assert next(line for line in lines if "policy.pdf" in line).endswith("| 3 | parsed |")
+
+
+def test_a_negative_per_page_time_is_refused_before_the_run():
+    with pytest.raises(ValueError, match="parse_timeout_per_page_s=-1.0 must be 0 or more"):
+        IngestionSettings(parse_timeout_per_page_s=-1).validate_against(254, "m")

@@ -201,9 +201,9 @@ class IsolatedParser:
         now = time.monotonic()
         for task in self._tasks.values():
             given = self.deadline_s(task.pages)
-            if task.started is not None and task.stopped_after is None and now - task.started > given:
-                if task.future.cancel():
-                    task.stopped_after = given
+            overdue = task.started is not None and task.stopped_after is None and now - task.started > given
+            if overdue and task.future.cancel():  # False: it finished meanwhile
+                task.stopped_after = given
 
     def _stopped(self, task: Scheduled) -> DocumentRejected:
         if task.pages:
