@@ -59,7 +59,8 @@ quarantine_details = sa.Table(
     sa.Column("score", sa.Float, nullable=True),
 )
 # How long each source's latest parse took (or was given before it was stopped) and its
-# pages, for every parsed document whatever became of it: which files make a run slow.
+# pages, for every parsed document whatever became of it (until its source is deleted): which
+# files make a run slow.
 parse_stats = sa.Table(
     "parse_stats",
     _metadata,
@@ -436,6 +437,9 @@ class Ledger(ConfigurableResource):
         with self.engine().begin() as connection:
             connection.execute(statement, values)
             self._record_failures(connection, index_version, rows, now)
+            for keys in _key_batches([row.source for row in rows if row.status == "deleted"]):
+                connection.execute(sa.delete(parse_stats).where(  # a deleted file is no longer slow
+                    parse_stats.c.index_version == index_version, parse_stats.c.source.in_(keys)))
             if details:
                 detail_insert = self._insert(quarantine_details)
                 connection.execute(detail_insert.on_conflict_do_update(

@@ -139,8 +139,8 @@ def test_the_clean_stage_records_each_parse_in_the_ledger_and_reports_the_slowes
     assert [stat.source for stat in ledger.slowest_parses("v1", limit=1)] == ["file:///corpus/hangs.md"]
 
 
-def test_a_rerun_replaces_a_sources_parse_stats(ledger):
-    from core.types import ParseStat
+def test_a_rerun_replaces_a_sources_parse_stats_and_a_deletion_drops_them(ledger):
+    from core.types import LedgerRow, ParseStat
 
     ledger.record_parse_stats("v1", "run-1", [ParseStat("s1", 4.0, 10, "quarantined", "d1")])
     ledger.record_parse_stats("v1", "run-2", [ParseStat("s1", 2.5, 10, "parsed", "d2"),
@@ -148,6 +148,8 @@ def test_a_rerun_replaces_a_sources_parse_stats(ledger):
     assert ledger.slowest_parses("v1") == [ParseStat("s1", 2.5, 10, "parsed", "d2"),
                                            ParseStat("s2", 0.1, None, "failed", "d3")]
     assert ledger.slowest_parses("v2") == []
+    ledger.record("v1", [LedgerRow("s1", "deleted", "d2", reason="source no longer listed")])
+    assert [stat.source for stat in ledger.slowest_parses("v1")] == ["s2"]
 
 
 def test_the_clean_asset_lists_the_slowest_parses_in_its_metadata(tmp_path, monkeypatch):
