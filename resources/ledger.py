@@ -364,7 +364,7 @@ class Ledger(ConfigurableResource):
                 for source, doc_id, values in rows
             ])
 
-    def record_parse_stats(self, index_version: str, run_id: str, stats: list[ParseStat]) -> None:
+    def record_parse_stats(self, index_version: str, run_id: str | None, stats: list[ParseStat]) -> None:
         """Insert or replace each source's parse time and pages."""
         if not stats:
             return

@@ -120,10 +120,10 @@ def test_the_clean_stage_records_each_parse_in_the_ledger_and_reports_the_slowes
 
     monkeypatch.setattr(stages, "load_document", load_or_hang)  # the forked workers inherit it
     settings = IngestionSettings(parse_timeout_s=1.0, parse_timeout_per_page_s=5.0, near_duplicates="off")
-    records = [staged("policy.pdf", fx.text_pdf(pages=4)), staged("policy.md", fx.markdown()),
-               staged("hangs.md", b"# Rooms\n\nBook rooms on Mondays.")]
+    batches = [[staged("policy.pdf", fx.text_pdf(pages=4)), staged("policy.md", fx.markdown())],
+               [staged("hangs.md", b"# Rooms\n\nBook rooms on Mondays.")]]
     writer = Staging(root=str(tmp_path / "staging")).writer("clean_documents", "run-1")
-    report, rejections = stages.clean_stage([records], writer, settings, None, ledger, "v1", "run-1")
+    report, rejections = stages.clean_stage(iter(batches), writer, settings, None, ledger, "v1", "run-1")
 
     assert [(row.source, row.status) for row in rejections] == [("file:///corpus/hangs.md", "quarantined")]
     assert "parsing took longer than 1s and was stopped" in rejections[0].reason

@@ -219,9 +219,9 @@ def _skip(context: AssetExecutionContext, stage: str, upstream: Manifest) -> Out
         "data and text formats; scans through OCR), into sectioned blocks and Markdown tables "
         "with title, author, date and language, in a worker with a per-document timeout that "
         "grows with the page count (each file's parse time and pages go to the ledger, the "
-        "slowest to this asset's metadata); the ACL comes from the source's metadata only (never from the document). Then "
-        "marks or skips near-duplicates. Unparseable, hostile, empty or unsupported "
-        "documents are quarantined with a reason."
+        "slowest to this asset's metadata); the ACL comes from the source's metadata only "
+        "(never from the document). Then marks or skips near-duplicates. Unparseable, hostile, "
+        "empty or unsupported documents are quarantined with a reason."
     ),
 )
 def clean_documents(context: AssetExecutionContext, raw_documents: Manifest, staging: Staging,

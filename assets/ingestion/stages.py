@@ -373,6 +373,7 @@ def clean_stage(records, writer: BatchWriter, settings, ocr, ledger, version: st
         def scheduled(batches):
             """Hand a whole batch to the workers before its first document is awaited."""
             for batch in batches:
+                record_stats()  # the previous batch's: all its results are consumed by now
                 for record in batch:
                     pending[record["source"]] = parser.schedule(record["source"],
                                                                 base64.b64decode(record["content_b64"]))
@@ -381,8 +382,6 @@ def clean_stage(records, writer: BatchWriter, settings, ocr, ledger, version: st
         def parse(record):
             outcome, stat = parser.timed_result(pending.pop(record["source"]))
             stats.append(replace(stat, doc_id=record.get("doc_id")))
-            if len(stats) >= SCAN_BATCH:
-                record_stats()
             if isinstance(outcome, DocumentRejected):
                 raise outcome
             document = with_source_metadata(outcome, record.get("metadata", {}))
