@@ -116,6 +116,18 @@ class QuarantineEntry:
     run_id: str | None
 
 
+@dataclass(frozen=True)
+class ParseStat:
+    """How long one document's parse took, or was given before it was stopped, and its pages
+    (``None`` when its loader reported none and its blocks carry none)."""
+
+    source: str
+    seconds: float
+    pages: int | None
+    status: str  # what the parse gave: parsed, quarantined or failed
+    doc_id: str | None = None
+
+
 @dataclass
 class LedgerRow:
     source: str

@@ -83,6 +83,7 @@ class Settings:
     failure_budget: float = Setting("RAGPIPE_FAILURE_BUDGET", resource=IngestionSettings)
     allow_empty_source: bool = Setting("RAGPIPE_ALLOW_EMPTY_SOURCE", resource=IngestionSettings)
     parse_timeout_s: float = Setting("RAGPIPE_PARSE_TIMEOUT", resource=IngestionSettings)
+    parse_timeout_per_page_s: float = Setting("RAGPIPE_PARSE_TIMEOUT_PER_PAGE", resource=IngestionSettings)
     max_pages: int = Setting("RAGPIPE_MAX_PAGES", resource=IngestionSettings)
     near_duplicates: str = Setting("RAGPIPE_NEAR_DUPLICATES", resource=IngestionSettings)
     poisoning_threshold: float = Setting("RAGPIPE_POISONING_THRESHOLD", resource=IngestionSettings)

@@ -20,7 +20,7 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
 from core.shards import EVERY_BUCKET, ShardRange, bucket_of
-from core.types import FailureRecord, LeaseHeld, LedgerRow, QuarantineEntry, WriterLease
+from core.types import FailureRecord, LeaseHeld, LedgerRow, ParseStat, QuarantineEntry, WriterLease
 
 # ``released``: quarantined content an operator allowed in; the next run indexes it.
 STATUSES = ("indexed", "quarantined", "failed", "deleted", "released")
@@ -57,6 +57,21 @@ quarantine_details = sa.Table(
     sa.Column("scanner", sa.String(64), nullable=False),
     sa.Column("rule_ids", sa.Text, nullable=False),
     sa.Column("score", sa.Float, nullable=True),
+)
+# How long each source's latest parse took (or was given before it was stopped) and its
+# pages, for every parsed document whatever became of it (until its source is deleted): which
+# files make a run slow.
+parse_stats = sa.Table(
+    "parse_stats",
+    _metadata,
+    sa.Column("index_version", sa.String(64), primary_key=True),
+    sa.Column("source", sa.String(2048), primary_key=True),
+    sa.Column("doc_id", sa.String(64), nullable=True),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("pages", sa.Integer, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # what the parse gave: parsed, quarantined, failed
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("parsed_at", sa.DateTime(timezone=True), nullable=False),
 )
 # The operator's allow-list: content (by doc_id) let past the poisoning scans, and why.
 releases = sa.Table(
@@ -349,6 +364,33 @@ class Ledger(ConfigurableResource):
                 for source, doc_id, values in rows
             ])
 
+    def record_parse_stats(self, index_version: str, run_id: str | None, stats: list[ParseStat]) -> None:
+        """Insert or replace each source's parse time and pages."""
+        if not stats:
+            return
+        now = datetime.now(UTC)
+        statement = self._insert(parse_stats)
+        statement = statement.on_conflict_do_update(
+            index_elements=["index_version", "source"],
+            set_={name: statement.excluded[name] for name in ("doc_id", "seconds", "pages", "status", "run_id",
+                                                              "parsed_at")},
+        )
+        with self.engine().begin() as connection:
+            connection.execute(statement, [
+                {"index_version": index_version, "source": stat.source, "doc_id": stat.doc_id,
+                 "seconds": stat.seconds, "pages": stat.pages, "status": stat.status, "run_id": run_id,
+                 "parsed_at": now}
+                for stat in stats
+            ])
+
+    def slowest_parses(self, index_version: str, limit: int = 10) -> list[ParseStat]:
+        """The sources whose latest parse took longest, slowest first."""
+        query = (sa.select(parse_stats).where(parse_stats.c.index_version == index_version)
+                 .order_by(parse_stats.c.seconds.desc(), parse_stats.c.source).limit(limit))
+        with self.engine().connect() as connection:
+            return [ParseStat(row.source, row.seconds, row.pages, row.status, row.doc_id)
+                    for row in connection.execute(query)]
+
     def _insert(self, table: sa.Table):
         if self.engine().dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
@@ -395,6 +437,9 @@ class Ledger(ConfigurableResource):
         with self.engine().begin() as connection:
             connection.execute(statement, values)
             self._record_failures(connection, index_version, rows, now)
+            for keys in _key_batches([row.source for row in rows if row.status == "deleted"]):
+                connection.execute(sa.delete(parse_stats).where(  # a deleted file is no longer slow
+                    parse_stats.c.index_version == index_version, parse_stats.c.source.in_(keys)))
             if details:
                 detail_insert = self._insert(quarantine_details)
                 connection.execute(detail_insert.on_conflict_do_update(

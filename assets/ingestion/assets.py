@@ -27,7 +27,7 @@ from assets.placement import GPU_STEP, HEAVY_CPU_STEP, LIGHT_CPU_STEP
 from assets.screening.assets import build_screener
 from assets.screening.injection_classifier import injection_fingerprint
 from core.shards import ShardRange
-from core.types import LeaseHeld, LedgerRow, Manifest
+from core.types import LeaseHeld, LedgerRow, Manifest, ParseStat
 from resources.azure_ai import InjectionShield, PiiDetector
 from resources.embedders import Embedder
 from resources.ledger import Ledger
@@ -217,10 +217,11 @@ def _skip(context: AssetExecutionContext, stage: str, upstream: Manifest) -> Out
     description=(
         "Parses each staged document, by the type its bytes show (office, PDF, e-mail, web, "
         "data and text formats; scans through OCR), into sectioned blocks and Markdown tables "
-        "with title, author, date and language, in a worker with a per-document timeout; the ACL "
-        "comes from the source's metadata only (never from the document). Then "
-        "marks or skips near-duplicates. Unparseable, hostile, empty or unsupported "
-        "documents are quarantined with a reason."
+        "with title, author, date and language, in a worker with a per-document timeout that "
+        "grows with the page count (each file's parse time and pages go to the ledger, the "
+        "slowest to this asset's metadata); the ACL comes from the source's metadata only "
+        "(never from the document). Then marks or skips near-duplicates. Unparseable, hostile, "
+        "empty or unsupported documents are quarantined with a reason."
     ),
 )
 def clean_documents(context: AssetExecutionContext, raw_documents: Manifest, staging: Staging,
@@ -232,9 +233,18 @@ def clean_documents(context: AssetExecutionContext, raw_documents: Manifest, sta
     version = raw_documents.extra["index_version"]
     writer = staging.writer("clean_documents", context.run_id)
     report, rejections = stages.clean_stage(staging.read(raw_documents), writer, ingestion_settings, ocr,
-                                            ledger, version)
+                                            ledger, version, stages.logical_run_id(context))
     writer.manifest.extra.update(raw_documents.extra)
-    return _finish(context, writer.manifest, report, started, ledger, version, rejections)
+    output = _finish(context, writer.manifest, report, started, ledger, version, rejections)
+    if report.slowest_parses:
+        output.metadata["slowest_parses"] = _slowest_parses_table(report.slowest_parses)
+    return output
+
+
+def _slowest_parses_table(slowest: list[ParseStat]) -> MetadataValue:
+    lines = ["| source | seconds | pages | status |", "| --- | --- | --- | --- |"]
+    lines += [f"| {stat.source} | {stat.seconds:.1f} | {stat.pages or ''} | {stat.status} |" for stat in slowest]
+    return MetadataValue.md("\n".join(lines))
 
 
 @asset(

@@ -11,7 +11,8 @@ class ParseLimits:
 
     ``max_compression_ratio`` and ``max_unpacked_bytes`` bound ZIP containers (DOCX, PPTX,
     XLSX, ODT, EPUB) before anything inflates them; real documents compress far less than
-    200:1, zip bombs far more.
+    200:1, zip bombs far more. A document may parse for ``timeout_s`` plus
+    ``timeout_per_page_s`` for each page its loader reports (see ``isolation``).
     """
 
     max_pages: int = 2000
@@ -19,3 +20,4 @@ class ParseLimits:
     max_compression_ratio: float = 200.0
     max_archive_members: int = 10_000
     timeout_s: float = 120.0
+    timeout_per_page_s: float = 1.0

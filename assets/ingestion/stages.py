@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -35,7 +36,7 @@ from assets.ingestion.documents import (
     point_id,
     with_source_metadata,
 )
-from assets.ingestion.isolation import IsolatedParser
+from assets.ingestion.isolation import IsolatedParser, report_pages
 from assets.ingestion.limits import ParseLimits
 from assets.ingestion.near_duplicates import NearDuplicateIndex, StoredSignature
 from assets.ingestion.parsing import clean_document, load_document
@@ -48,6 +49,7 @@ from core.types import (
     DocumentRejected,
     LedgerRow,
     ParsedDocument,
+    ParseStat,
     Point,
     QuarantineDetail,
     UnlistedPart,
@@ -57,6 +59,7 @@ from resources.devices import GPU_BATCH_SIZES
 from resources.staging import BatchWriter
 
 SCAN_BATCH = 500  # listed items whose ledger rows are looked up in one go
+SLOWEST_PARSES = 5  # the slowest parses the clean stage's metadata lists
 
 
 def current_index_version(embedder, settings, screening_policy: dict) -> str:
@@ -106,6 +109,7 @@ class StageReport:
     counts: Counter = field(default_factory=Counter)
     rejected: list[dict[str, str]] = field(default_factory=list)
     preview: str = ""
+    slowest_parses: list[ParseStat] = field(default_factory=list)  # the clean stage's, slowest first
 
     def reject(self, record: dict[str, Any], error: DocumentRejected) -> LedgerRow:
         self.counts[error.status] += 1
@@ -332,22 +336,24 @@ def _carry(record: dict[str, Any]) -> dict[str, Any]:
     return {key: record[key] for key in keys}
 
 
-def clean_stage(records, writer: BatchWriter, settings, ocr, ledger, version: str) -> tuple[StageReport, list[LedgerRow]]:
+def clean_stage(records, writer: BatchWriter, settings, ocr, ledger, version: str,
+                run_id: str | None = None) -> tuple[StageReport, list[LedgerRow]]:
     """Parse each document and find its hidden text in an isolated worker (see ``isolation``),
     then mark or skip it if it nearly duplicates an indexed document (signatures are kept in
-    the ledger)."""
+    the ledger). Each parse's seconds and pages go to the ledger, the slowest to the report."""
     near_duplicates = None
     if settings.near_duplicates != "off":
         known = (StoredSignature(*row) for row in ledger.signatures(version))
         near_duplicates = NearDuplicateIndex(settings.near_duplicates, settings.near_duplicate_threshold, known)
-    limits = ParseLimits(max_pages=settings.max_pages, timeout_s=settings.parse_timeout_s)
+    limits = ParseLimits(max_pages=settings.max_pages, timeout_s=settings.parse_timeout_s,
+                         timeout_per_page_s=settings.parse_timeout_per_page_s)
     marked = Counter()
 
     def parse_one(source: str, data: bytes) -> ParsedDocument:
         """Runs in the worker: the hidden-text scan parses the markup again (a second chance
         for a hostile file to hang or crash), so it shares the parse's deadline. Invisible
         characters are measured before cleaning strips them."""
-        loaded = load_document(source, data, limits=limits, ocr=ocr)
+        loaded = load_document(source, data, limits=limits, ocr=ocr, report_pages=report_pages)
         concealed = invisible_character_texts(
             [loaded.title, *(block.text for block in loaded.blocks), *dict.fromkeys(block.section for block in loaded.blocks)])
         document = clean_document(loaded, source)
@@ -355,26 +361,41 @@ def clean_stage(records, writer: BatchWriter, settings, ocr, ledger, version: st
                                               *hidden_text(document.content_type, data)])
 
     pending: dict[str, Any] = {}
-    with IsolatedParser(parse_one, limits.timeout_s) as parser:
+    stats: list[ParseStat] = []
+    slowest: list[ParseStat] = []
+
+    def record_stats() -> None:
+        ledger.record_parse_stats(version, run_id, stats)
+        slowest[:] = heapq.nlargest(SLOWEST_PARSES, [*slowest, *stats], key=lambda stat: stat.seconds)
+        stats.clear()
+
+    with IsolatedParser(parse_one, limits.timeout_s, limits.timeout_per_page_s) as parser:
         def scheduled(batches):
             """Hand a whole batch to the workers before its first document is awaited."""
             for batch in batches:
+                record_stats()  # the previous batch's: all its results are consumed by now
                 for record in batch:
                     pending[record["source"]] = parser.schedule(record["source"],
                                                                 base64.b64decode(record["content_b64"]))
                 yield batch
 
         def parse(record):
-            document = with_source_metadata(parser.result(pending.pop(record["source"])), record.get("metadata", {}))
+            outcome, stat = parser.timed_result(pending.pop(record["source"]))
+            stats.append(replace(stat, doc_id=record.get("doc_id")))
+            if isinstance(outcome, DocumentRejected):
+                raise outcome
+            document = with_source_metadata(outcome, record.get("metadata", {}))
             if near_duplicates is not None:
                 near_duplicates.review(record["source"], record["doc_id"], document)
                 marked["near_duplicates_marked"] += document.near_duplicate_of is not None
             return [{**_carry(record), "document": document.to_dict()}]
 
         report, rejections = _map_documents(scheduled(records), writer, parse, preview=False)
+    record_stats()
     if near_duplicates is not None:
         ledger.save_signatures(version, [(s.source, s.doc_id, s.hashvalues) for s in near_duplicates.added])
     report.counts.update(marked)
+    report.slowest_parses = slowest
     return report, rejections
 
 
