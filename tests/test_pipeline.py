@@ -17,6 +17,7 @@ from pydantic import PrivateAttr
 from assets.ingestion.chunking import embedding_text
 from pipelines.definitions import INGEST_JOB, build_definitions, build_resources
 from resources.staging import Staging
+from tests import format_fixtures as fx
 from tests.conftest import EVERY_STORE
 from tests.corpus import markdown_doc, prose
 from tests.test_chunking import PAYLOAD_FIELDS
@@ -133,7 +134,7 @@ def test_bad_inputs_become_ledger_records_and_the_rest_is_indexed(ingest, settin
     good_uri = good.resolve().as_uri()
     _, before = assert_index_matches_ledger(index_state)
 
-    good.write_bytes("caf\xe9".encode("latin-1"))  # a bad new version of an indexed document
+    good.write_bytes(fx.hostile()["broken-utf16.txt"])  # a bad new version of an indexed document
     (corpus / "empty.md").write_bytes(b"")
     (corpus / "binary.md").write_bytes(bytes(range(256)) * 64)
     (corpus / "huge.txt").write_text(prose(5, 4000), encoding="utf-8")
@@ -158,7 +159,7 @@ def test_bad_inputs_become_ledger_records_and_the_rest_is_indexed(ingest, settin
     reasons = {Path(s).name: (r.status, r.reason) for s, r in rows.items() if r.status != "indexed"}
     assert reasons["empty.md"] == ("quarantined", "empty file (0 bytes)")
     assert reasons["binary.md"][1].startswith("binary content in a .md file")
-    assert reasons["procedure-5.md"][1].startswith("not valid UTF-8")
+    assert reasons["procedure-5.md"][1].startswith("not valid UTF-16")
     assert "above max_document_bytes=100,000" in reasons["huge.txt"][1]
     assert reasons["explodes.md"] == ("failed", "RuntimeError: loader crashed")
     # the previous good version stays indexed: nothing indexed is lost to bad input
