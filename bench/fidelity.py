@@ -7,7 +7,7 @@ tables), and each story is written out in every supported format: Markdown, HTML
 in UTF-8, UTF-16 and UTF-32 (with and without a byte-order mark), cp1252 HTML, latin-1
 Markdown, CSV, XLSX (one sheet per table), DOCX, PPTX, ODT, RTF, EPUB, EML, PDFs in one
 column, two columns, book layout (running headers alternating on odd and even pages, page
-numbers) and with word gaps instead of space characters (how TeX writes them), and legacy
+numbers), as a paper (a full-width title and opening above two columns) and with word gaps instead of space characters (how TeX writes them), and legacy
 .doc/.xls/.ppt when LibreOffice is installed. Each file is parsed and cleaned as ingestion
 does (``parse_document``), chunked with the real tokenizer, and compared with the story it
 was written from, which is the reference (exact, unlike a second extractor's output):
@@ -278,39 +278,59 @@ def pandoc(story: Story, target: str, suffix: str) -> bytes:
 
 
 def to_pdf(story: Story, layout: str) -> bytes:
-    """``single``, ``columns`` (two frames per page), or ``book`` (running headers that
-    alternate between odd and even pages, and page numbers), all through reportlab's layout
-    engine with headings in larger bold type."""
+    """``single``, ``columns`` (two frames per page), ``book`` (running headers that
+    alternate between odd and even pages, and page numbers) or ``paper`` (a full-width title
+    and opening paragraph above two columns, then two columns; a running header and page
+    numbers), all through reportlab's layout engine with headings in larger bold type."""
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import getSampleStyleSheet
-    from reportlab.platypus import BaseDocTemplate, Frame, PageTemplate, Paragraph, Table
+    from reportlab.platypus import (
+        BaseDocTemplate,
+        Frame,
+        FrameBreak,
+        NextPageTemplate,
+        PageTemplate,
+        Paragraph,
+        Table,
+    )
 
     styles = getSampleStyleSheet()
     width, height = A4
     margin = 60
-    if layout == "columns":
-        gap, column = 18, (width - 2 * margin - 18) / 2
-        frames = [Frame(margin, margin, column, height - 2 * margin, id="left"),
-                  Frame(margin + column + gap, margin, column, height - 2 * margin, id="right")]
-    else:
-        frames = [Frame(margin, margin, width - 2 * margin, height - 2 * margin)]
+    gap, column, top = 18, (width - 2 * margin - 18) / 2, 220
+
+    def columns(height_: float) -> list:
+        return [Frame(margin, margin, column, height_), Frame(margin + column + gap, margin, column, height_)]
+
+    full = Frame(margin, margin, width - 2 * margin, height - 2 * margin)
+    frames = {"columns": columns(height - 2 * margin), "paper": columns(height - 2 * margin)}.get(layout, [full])
 
     def running_lines(canvas, document):
-        if layout != "book":
-            return
         canvas.setFont("Helvetica", 8)
         number = canvas.getPageNumber()
-        if number % 2:
+        if layout == "paper":
+            canvas.drawString(margin, height - 35, "Journal of Warehouse Operations, volume 12")
+        elif layout == "book" and number % 2:
             canvas.drawRightString(width - margin, height - 35, f"Operations handbook, {story.title}")
-        else:
+        elif layout == "book":
             canvas.drawString(margin, height - 35, "Northwind Logistics internal reference")
-        canvas.drawCentredString(width / 2, 30, str(number))
+        if layout in ("paper", "book"):
+            canvas.drawCentredString(width / 2, 30, str(number))
 
     buffer = io.BytesIO()
-    document = BaseDocTemplate(buffer, pagesize=A4, title=story.title,
-                               pageTemplates=[PageTemplate(frames=frames, onPage=running_lines)])
+    templates = [PageTemplate("later", frames=frames, onPage=running_lines)]
     flow = [Paragraph(escape(story.title), styles["Title"])]
-    for kind, value in story.parts:
+    parts = story.parts
+    if layout == "paper":
+        frames = [Frame(margin, height - margin - top, width - 2 * margin, top), *columns(height - 2 * margin - top)]
+        templates.insert(0, PageTemplate("first", frames=frames, onPage=running_lines))
+        flow.insert(0, NextPageTemplate("later"))
+        if parts and parts[0][0] == "paragraph":  # an opening paragraph: full width, like an abstract
+            flow.append(Paragraph(escape(parts[0][1]), styles["BodyText"]))
+            parts = parts[1:]
+        flow.append(FrameBreak())
+    document = BaseDocTemplate(buffer, pagesize=A4, title=story.title, pageTemplates=templates)
+    for kind, value in parts:
         if kind == "heading":
             flow.append(Paragraph(escape(value[1]), styles[f"Heading{min(value[0], 3)}"]))
         elif kind == "paragraph":
@@ -403,6 +423,7 @@ def renderings(story: Story, slug: str) -> list[Rendering]:
         file("eml", ".eml", to_eml(story), headed=False),
         file("pdf 1 column", ".pdf", to_pdf(story, "single")),
         file("pdf 2 columns", "-columns.pdf", to_pdf(story, "columns")),
+        file("pdf paper", "-paper.pdf", to_pdf(story, "paper")),
         file("pdf book", "-book.pdf", to_pdf(story, "book"), everything * BOOK_REPEATS),
         file("pdf word gaps", "-gaps.pdf", to_gapped_pdf(story), prose, headed=False),
     ]

@@ -79,6 +79,12 @@ def test_only_edge_lines_repeating_across_pages_are_running_lines():
                                            for topic in topics]
 
 
+def test_a_two_page_document_loses_its_running_header_not_its_opening_lines():
+    pages = [[TextLine("Journal of Operations, volume 12"), TextLine("Dock scheduling"), TextLine("Body one")],
+             [TextLine("Journal of Operations, volume 12"), TextLine("Body two"), TextLine("2")]]
+    assert remove_running_lines(pages) == [[TextLine("Dock scheduling"), TextLine("Body one")], [TextLine("Body two")]]
+
+
 # Parsed as the clean stage parses it: in an isolated worker under the default deadline, which
 # grows with the pages the loader reports. Peak RSS is the worker's VmHWM (its own high-water
 # mark, what it inherited at fork included); ru_maxrss would count a vfork parent's memory too.

@@ -78,7 +78,7 @@ def remove_running_lines(pages: list[list[TextLine]], edge_lines: int = 2, min_s
         return set(range(min(edge_lines, len(lines)))) | set(range(max(len(lines) - edge_lines, 0), len(lines)))
 
     running: set[str] = set()
-    if len(pages) >= 3:
+    if len(pages) >= 2:  # a two-page letter or paper has its running header on both pages
         for parity in (None, 0, 1):
             chosen = [lines for number, lines in enumerate(pages) if parity is None or number % 2 == parity]
             seen = Counter(k for lines in chosen for k in {key(lines[i]) for i in edges(lines)})
