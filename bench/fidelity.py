@@ -32,8 +32,6 @@ import argparse
 import io
 import json
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assets.ingestion.chunking import chunk_document, make_splitter
+from assets.ingestion.loaders.legacy import convert_with_libreoffice, soffice_path
 from assets.ingestion.parsing import parse_document
 from core.types import DocumentRejected
 from pipelines.settings import SAMPLE_CORPUS
@@ -58,6 +57,7 @@ ACCENTED = ("Accents", ("Résumé of the café meeting in Köln: the naïve faç
 WORD = re.compile(r"\w+")
 CHUNK_TOKENS, OVERLAP_TOKENS = 200, 30
 MODEL_MAX_TOKENS = 256  # all-MiniLM-L6-v2 reads this many tokens of a chunk
+LEGACY_TIMEOUT_S = 180
 BOOK_REPEATS = 3  # the book-layout PDF holds its story this many times, to have pages enough
 
 
@@ -376,15 +376,7 @@ def to_gapped_pdf(story: Story) -> bytes:
 
 def legacy(data: bytes, suffix: str, target: str) -> bytes | None:
     """The file converted by LibreOffice to a legacy format, or ``None`` without LibreOffice."""
-    soffice = shutil.which("soffice") or shutil.which("libreoffice")
-    if soffice is None:
-        return None
-    with tempfile.TemporaryDirectory() as folder:
-        source = Path(folder) / f"in{suffix}"
-        source.write_bytes(data)
-        subprocess.run([soffice, f"-env:UserInstallation=file://{folder}/profile", "--headless", "--convert-to",
-                        target, "--outdir", folder, str(source)], check=True, capture_output=True, timeout=180)
-        return (Path(folder) / f"in.{target}").read_bytes()
+    return convert_with_libreoffice(data, suffix, target, LEGACY_TIMEOUT_S) if soffice_path() else None
 
 
 @dataclass(frozen=True)
