@@ -11,7 +11,7 @@ import pytest
 
 from assets.ingestion.cleaning import clean_text
 from assets.ingestion.detection import unicode_encoding
-from assets.ingestion.loaders.markup import decode_text
+from assets.ingestion.encodings import decode_text
 from assets.ingestion.parsing import parse_document
 from assets.screening.hidden_text import hidden_text
 from core.types import DocumentRejected

@@ -15,6 +15,7 @@ import io
 import re
 from collections.abc import Iterable
 
+from assets.ingestion.encodings import decode_html, parse_eml, part_text
 from assets.screening.poisoning import invisible_characters
 from core.types import DocumentRejected
 
@@ -33,8 +34,6 @@ def hidden_text(content_type: str | None, data: bytes) -> list[str]:
     """The hidden fragments of an HTML, e-mail (its HTML body) or PDF document (empty for
     other types)."""
     if content_type == "text/html":
-        from assets.ingestion.loaders.markup import decode_html  # imported here: markup imports this module
-
         return _hidden_html(decode_html(data, ".html"))
     if content_type == "message/rfc822":
         return _hidden_html(html) if (html := _html_body(data)) else []
@@ -45,8 +44,6 @@ def hidden_text(content_type: str | None, data: bytes) -> list[str]:
 
 def _html_body(data: bytes) -> str:
     """The HTML part, decoded as the e-mail loader decodes it (UTF-16 files, declared charsets)."""
-    from assets.ingestion.loaders.messages import parse_eml, part_text
-
     body = parse_eml(data).get_body(preferencelist=("html",))
     try:
         return part_text(body) if body is not None else ""

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import io
 import re
-from email import policy
 from email.message import EmailMessage
-from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 
-from assets.ingestion.detection import MSG, unicode_encoding
+from assets.ingestion.detection import MSG
+from assets.ingestion.encodings import parse_eml, part_text
 from assets.ingestion.loaders import ParseRequest, loader
-from assets.ingestion.loaders.markup import decode_text, parse_html
+from assets.ingestion.loaders.markup import parse_html
 from assets.ingestion.loaders.office import blocks_from_elements
 from assets.ingestion.loaders.unstructured_runtime import partitioner
 from core.types import Block, DocumentRejected, ParsedDocument
@@ -37,20 +36,6 @@ def load_eml(request: ParseRequest) -> ParsedDocument:
         author=str(message["From"]) if message["From"] else None,
         date=_header_date(message["Date"]),
     )
-
-
-def parse_eml(data: bytes) -> EmailMessage:
-    """The message. A file saved whole as UTF-16/32 is decoded first (the MIME parser reads
-    bytes of an ASCII-compatible encoding); its parts are then UTF-8, whatever they declare."""
-    if unicode_encoding(data):
-        data = decode_text(data, ".eml").encode("utf-8")
-    return BytesParser(policy=policy.default).parsebytes(data)
-
-
-def part_text(part: EmailMessage) -> str:
-    """A text part's payload decoded by its declared charset, with ``decode_text``'s fallbacks
-    (a part labelled iso-8859-1 that is really UTF-8 is read as UTF-8)."""
-    return decode_text(part.get_payload(decode=True) or b"", ".eml", part.get_content_charset())
 
 
 def _body_blocks(message: EmailMessage, fallback_title: str) -> list[Block]:

@@ -11,8 +11,9 @@ import re
 import zipfile
 
 from assets.ingestion.detection import DOCX, EPUB, ODT, PPTX, RTF
+from assets.ingestion.encodings import decode_text
 from assets.ingestion.loaders import ParseRequest, loader
-from assets.ingestion.loaders.markup import decode_text, html_table_markdown, optional_str
+from assets.ingestion.loaders.markup import html_table_markdown, optional_str
 from assets.ingestion.loaders.unstructured_runtime import partitioner
 from assets.screening.hidden_text import WORD_NS, hidden_slides, remove_hidden_runs
 from core.types import Block, ParsedDocument, enter_heading, section_path

@@ -12,8 +12,9 @@ import io
 import json
 
 from assets.ingestion.detection import XLSX
+from assets.ingestion.encodings import decode_text
 from assets.ingestion.loaders import ParseRequest, loader
-from assets.ingestion.loaders.markup import decode_text, optional_str
+from assets.ingestion.loaders.markup import optional_str
 from assets.screening.hidden_text import hidden_rows_and_columns
 from core.tables import markdown_table
 from core.types import Block, ParsedDocument, quarantine
