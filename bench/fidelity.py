@@ -49,6 +49,7 @@ from assets.ingestion.loaders.legacy import convert_with_libreoffice, soffice_pa
 from assets.ingestion.parsing import parse_document
 from core.types import DocumentRejected
 from pipelines.settings import SAMPLE_CORPUS
+from tests import pdf_fixtures
 
 # Every story gains this section, so every format is also checked for non-ASCII text; it is
 # latin-1, so the 8-bit encodings can hold it.
@@ -354,22 +355,18 @@ def to_gapped_pdf(story: Story) -> bytes:
     buffer = io.BytesIO()
     canvas = pdf_canvas.Canvas(buffer, pagesize=A4)
     width, height = A4
-    size, gap, y = 9.0, 9.0 * 0.25, height - 60
-    lines = [story.title] + [value[1] if kind == "heading" else value for kind, value in story.parts
+    size, gap, margin = 9.0, 9.0 * 0.25, 60
+    y = height - margin
+    texts = [story.title] + [value[1] if kind == "heading" else value for kind, value in story.parts
                              if kind in ("heading", "paragraph")]
-    for text in lines:
-        x = 60
-        for word in text.split():
-            advance = canvas.stringWidth(word, "Helvetica", size)
-            if x + advance > width - 60:
-                x, y = 60, y - size * 1.3
-            if y < 60:
+    for text in texts:
+        for line in pdf_fixtures.wrap_words(text.split(), width - 2 * margin, "Helvetica", size, gap):
+            if y < margin:
                 canvas.showPage()
-                y = height - 60
-            canvas.setFont("Helvetica", size)
-            canvas.drawString(x, y, word)
-            x += advance + gap
-        y -= size * 2
+                y = height - margin
+            pdf_fixtures.draw_words(canvas, line, margin, y, "Helvetica", size, gap)
+            y -= size * 1.3
+        y -= size * 0.7
     canvas.save()
     return buffer.getvalue()
 

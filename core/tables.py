@@ -110,24 +110,25 @@ def _chunk_count(costs: list[list[int]], groups: list[list[int]], border: int, m
     count = 0
     for group in groups:
         header, *rows, separator = (sum(line) + border for line in zip(*(costs[c] for c in group), strict=True))
-        used = None
-        for row in rows:
-            if used is None or used + row > max_tokens - header - separator:
-                count, used = count + 1, 0
-            used += row
+        count += len(_packed(rows, max_tokens - header - separator)) if rows else 0
     return count
 
 
 def _row_groups(header: str, rows: list[str], max_tokens: int, count_tokens: Callable[[str], int]) -> list[str]:
     """Rows in groups of at most ``max_tokens`` under ``header``; a row over the budget alone."""
-    budget = max_tokens - count_tokens(header)
-    groups: list[list[str]] = [[]]
+    groups = _packed([count_tokens(row) for row in rows], max_tokens - count_tokens(header))
+    return ["\n".join([header, *(rows[index] for index in group)]) for group in groups]
+
+
+def _packed(costs: list[int], budget: int) -> list[list[int]]:
+    """Indexes of ``costs`` in order, in groups whose costs sum to at most ``budget``; an item
+    over the budget is a group of its own (no items: one empty group)."""
+    groups: list[list[int]] = [[]]
     used = 0
-    for row in rows:
-        tokens = count_tokens(row)
-        if groups[-1] and used + tokens > budget:
+    for index, cost in enumerate(costs):
+        if groups[-1] and used + cost > budget:
             groups.append([])
             used = 0
-        groups[-1].append(row)
-        used += tokens
-    return ["\n".join([header, *group]) for group in groups]
+        groups[-1].append(index)
+        used += cost
+    return groups

@@ -32,7 +32,7 @@ def _canvas(buffer: io.BytesIO, title: str = "", author: str = ""):
     return pdf
 
 
-def _draw_words(pdf, words: list[str], x: float, y: float, font: str, size: float, gap: float) -> float:
+def draw_words(pdf, words: list[str], x: float, y: float, font: str, size: float, gap: float) -> float:
     """Draw ``words`` one glyph run each, ``gap`` points apart; return the x after the last."""
     from reportlab.pdfbase.pdfmetrics import stringWidth
 
@@ -43,7 +43,7 @@ def _draw_words(pdf, words: list[str], x: float, y: float, font: str, size: floa
     return x
 
 
-def _wrap(words: list[str], width: float, font: str, size: float, gap: float) -> list[list[str]]:
+def wrap_words(words: list[str], width: float, font: str, size: float, gap: float) -> list[list[str]]:
     """Greedy line filling of ``words`` into lines at most ``width`` points wide."""
     from reportlab.pdfbase.pdfmetrics import stringWidth
 
@@ -65,8 +65,8 @@ def _paragraph(pdf, text: str, x: float, y: float, width: float, font="Times-Rom
     from reportlab.pdfbase.pdfmetrics import stringWidth
 
     gap = stringWidth(" ", font, size) if gap is None else gap
-    for line in _wrap(text.split(), width, font, size, gap):
-        _draw_words(pdf, line, x, y, font, size, gap)
+    for line in wrap_words(text.split(), width, font, size, gap):
+        draw_words(pdf, line, x, y, font, size, gap)
         y -= size * 1.25
     return y
 
@@ -99,13 +99,13 @@ def two_column_pdf() -> bytes:
     _paragraph(pdf, TWO_COLUMN_TITLE, MARGIN, PAGE_HEIGHT - 80, 480, "Helvetica-Bold", 16)
     column_width, gutter, size = 225.0, 33.0, 9.0
     gap = stringWidth(" ", "Times-Roman", size)
-    left = _wrap(_LEFT_COLUMN.split(), column_width, "Times-Roman", size, gap)
-    right = _wrap(_RIGHT_COLUMN.split(), column_width, "Times-Roman", size, gap)
+    left = wrap_words(_LEFT_COLUMN.split(), column_width, "Times-Roman", size, gap)
+    right = wrap_words(_RIGHT_COLUMN.split(), column_width, "Times-Roman", size, gap)
     y = PAGE_HEIGHT - 120
     for row in range(max(len(left), len(right))):
         for lines, x in ((left, MARGIN), (right, MARGIN + column_width + gutter)):
             if row < len(lines):
-                _draw_words(pdf, lines[row], x, y, "Times-Roman", size, gap)
+                draw_words(pdf, lines[row], x, y, "Times-Roman", size, gap)
         y -= size * 1.25
     pdf.showPage()
     pdf.save()
@@ -120,7 +120,7 @@ def tight_spacing_pdf(size: float = 7.0) -> bytes:
     pdfplumber's default absolute 3 pt tolerance, which runs them together."""
     buffer = io.BytesIO()
     pdf = _canvas(buffer)
-    _draw_words(pdf, TIGHT_WORDS, MARGIN, PAGE_HEIGHT - 100, "Times-Roman", size, 0.2 * size)
+    draw_words(pdf, TIGHT_WORDS, MARGIN, PAGE_HEIGHT - 100, "Times-Roman", size, 0.2 * size)
     _paragraph(pdf, _RIGHT_COLUMN, MARGIN, PAGE_HEIGHT - 130, 400, size=size, gap=0.2 * size)
     pdf.showPage()
     pdf.save()

@@ -86,7 +86,7 @@ def test_a_two_page_document_loses_its_running_header_not_its_opening_lines():
 
 
 # Parsed as the clean stage parses it: in an isolated worker under the default deadline, which
-# grows with the pages the loader reports. Peak RSS is the worker's VmHWM (its own high-water
+# grows with the pages the loader reports, and scanned for hidden text there too. Peak RSS is the worker's VmHWM (its own high-water
 # mark, what it inherited at fork included); ru_maxrss would count a vfork parent's memory too.
 _PARSE_LONG_PDF = """
 import re
@@ -94,10 +94,12 @@ from pathlib import Path
 from assets.ingestion.isolation import IsolatedParser, report_pages
 from assets.ingestion.limits import ParseLimits
 from assets.ingestion.parsing import clean_document, load_document
+from assets.screening.hidden_text import hidden_text
 from tests.pdf_fixtures import long_pdf
 
 def parse(source, data):
     document = clean_document(load_document(source, data, report_pages=report_pages), source)
+    hidden_text(document.content_type, data)
     peak_kb = re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)
     print("worker_peak_mb", int(peak_kb) // 1024, flush=True)
     return document

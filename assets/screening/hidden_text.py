@@ -95,6 +95,7 @@ def _hidden_pdf(data: bytes) -> list[str]:
     with pdfplumber.open(io.BytesIO(data)) as pdf:
         for page in pdf.pages:
             hidden = [char["text"] for char in page.chars if is_invisible_pdf_char(char)]
+            page.close()  # frees the page's parsed objects: a 600-page PDF otherwise holds 4 GB
             if text := "".join(hidden).strip():
                 fragments.append(text)
     return fragments

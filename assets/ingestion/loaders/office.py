@@ -120,13 +120,14 @@ def _mark_headings(root, styles) -> int:
             return outline
         return level(_child_value(style, "basedOn"), seen | {style_id})
 
+    levels = {style_id: level(style_id) for style_id in defined}
     changed = 0
     for paragraph in root.iter(f"{WORD_NS}p"):
         properties = paragraph.find(f"{WORD_NS}pPr")
         style_element = properties.find(f"{WORD_NS}pStyle") if properties is not None else None
         style_id = style_element.get(f"{WORD_NS}val") if style_element is not None else None
         heading = _outline_level(properties)
-        heading = heading if heading is not None else level(style_id)
+        heading = heading if heading is not None else levels.get(style_id)
         if heading is None or built_in.get(heading) == style_id:
             continue
         if heading not in built_in:

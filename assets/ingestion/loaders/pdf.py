@@ -40,7 +40,8 @@ def load_pdf(request: ParseRequest) -> ParsedDocument:
                 raise quarantine(f"PDF has {len(pdf.pages):,} pages, above the limit of {request.limits.max_pages:,}")
             request.report_pages(len(pdf.pages))
             info = pdf.metadata or {}
-            pages = [_read_page(request, pdf, page) for page in pdf.pages]
+            ocr = request.ocr if request.ocr is not None and request.ocr.available() else None
+            pages = [_read_page(request, ocr, pdf, page) for page in pdf.pages]
     except PdfminerException as error:  # pdfplumber wraps pdfminer's own exceptions
         cause = error.args[0] if error.args else error
         if isinstance(cause, PDFPasswordIncorrect):
@@ -60,15 +61,15 @@ def load_pdf(request: ParseRequest) -> ParsedDocument:
     )
 
 
-def _read_page(request: ParseRequest, pdf, page) -> PageText | list[Block]:
+def _read_page(request: ParseRequest, ocr, pdf, page) -> PageText | list[Block]:
     """One page, its caches freed after (page by page, memory stays bounded). A page whose
-    glyphs are mostly unmapped comes back as OCR blocks when an engine is available."""
+    glyphs are mostly unmapped comes back as OCR blocks when ``ocr`` (an available engine) is
+    given."""
     try:
         page = _upright(pdf, page)
         content = _page_content(page)
-        ocr_ready = request.ocr is not None and request.ocr.available()
-        if ocr_ready and is_garbage_page(content.glyphs, content.garbage):
-            return _ocr_page(request, page.page_number)
+        if ocr is not None and is_garbage_page(content.glyphs, content.garbage):
+            return _ocr_page(request.data, ocr, page.page_number)
         return PageText(page.page_number, content.lines, content.tables)
     finally:
         page.close()
@@ -161,11 +162,11 @@ def _upright(pdf, page):
     return Page(pdf, page.page_obj, page_number=page.page_number, initial_doctop=page.initial_doctop)
 
 
-def _ocr_page(request: ParseRequest, number: int) -> list[Block]:
+def _ocr_page(data: bytes, ocr, number: int) -> list[Block]:
     """OCR one page (copied into a one-page PDF, so either engine takes it)."""
     import pypdfium2
 
-    source = pypdfium2.PdfDocument(request.data)
+    source = pypdfium2.PdfDocument(data)
     single = pypdfium2.PdfDocument.new()
     try:
         single.import_pages(source, [number - 1])
@@ -174,7 +175,7 @@ def _ocr_page(request: ParseRequest, number: int) -> list[Block]:
     finally:
         single.close()
         source.close()
-    blocks = request.ocr.recognize(buffer.getvalue(), PDF, 1)
+    blocks = ocr.recognize(buffer.getvalue(), PDF, 1)
     return [replace(block, page=number) for block in blocks]
 
 
