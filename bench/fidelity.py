@@ -49,7 +49,7 @@ from assets.ingestion.loaders.legacy import convert_with_libreoffice, soffice_pa
 from assets.ingestion.parsing import parse_document
 from core.types import DocumentRejected
 from pipelines.settings import SAMPLE_CORPUS
-from tests import pdf_fixtures
+from tests import format_fixtures, pdf_fixtures
 
 # Every story gains this section, so every format is also checked for non-ASCII text; it is
 # latin-1, so the 8-bit encodings can hold it.
@@ -223,10 +223,7 @@ def to_docx(story: Story) -> bytes:
         elif kind == "paragraph":
             document.add_paragraph(value)
         else:
-            table = document.add_table(rows=len(value), cols=len(value[0]))
-            for row, cells in zip(table.rows, value, strict=True):
-                for cell, text in zip(row.cells, cells, strict=False):
-                    cell.text = text
+            format_fixtures.add_docx_table(document, value)
     buffer = io.BytesIO()
     document.save(buffer)
     return buffer.getvalue()

@@ -74,13 +74,18 @@ def docx() -> bytes:
     document.add_heading("Hotels", 1)
     document.add_heading("Caps", 2)
     document.add_paragraph(HOTEL)
-    table = document.add_table(rows=len(RATES), cols=2)
-    for row, values in zip(table.rows, RATES, strict=True):
-        for cell, value in zip(row.cells, values, strict=True):
-            cell.text = value
+    add_docx_table(document, RATES)
     buffer = io.BytesIO()
     document.save(buffer)
     return buffer.getvalue()
+
+
+def add_docx_table(document, rows: list[list[str]]) -> None:
+    """Append ``rows`` (the first is the header) to a python-docx document as a table."""
+    table = document.add_table(rows=len(rows), cols=len(rows[0]))
+    for row, values in zip(table.rows, rows, strict=True):
+        for cell, value in zip(row.cells, values, strict=False):
+            cell.text = value
 
 
 def pptx() -> bytes:
