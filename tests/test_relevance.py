@@ -8,8 +8,8 @@ from ragas.dataset_schema import SingleTurnSample
 from ragas.metrics import NonLLMContextPrecisionWithReference, NonLLMContextRecall
 
 from assets.evaluation.golden import GoldenQuestion, loading_notes
+from assets.evaluation.ragas_metrics import PassageCoverage
 from assets.evaluation.relevance import (
-    PassageCoverage,
     answer_credits,
     answer_split,
     contains,

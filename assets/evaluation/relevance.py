@@ -24,11 +24,7 @@ from __future__ import annotations
 import math
 import re
 import typing as t
-from dataclasses import dataclass, field
 from itertools import pairwise
-
-from ragas.dataset_schema import SingleTurnSample
-from ragas.metrics.base import MetricType, SingleTurnMetric
 
 COVERAGE_THRESHOLD = 0.5
 MIN_COVERAGE_WORDS = 4
@@ -66,29 +62,6 @@ def coverage(passage: str, chunk: str) -> float:
 
 def contains(chunk: str, passage: str) -> bool:
     return coverage(passage, chunk) >= COVERAGE_THRESHOLD
-
-
-@dataclass
-class PassageCoverage(SingleTurnMetric):
-    """RAGAS string measure for its non-LLM context metrics: ``coverage`` of the reference
-    passage (``response``) in the retrieved context (``reference``), the order in which
-    NonLLMContextRecall and NonLLMContextPrecisionWithReference pass them. Their default,
-    whole-string Levenshtein similarity, scores a 200-token chunk against a one-sentence
-    passage near 0.2 even when the chunk contains the passage verbatim."""
-
-    name: str = "passage_coverage"
-    _required_columns: t.Dict[MetricType, t.Set[str]] = field(
-        default_factory=lambda: {MetricType.SINGLE_TURN: {"reference", "response"}}
-    )
-
-    def init(self, run_config) -> None:
-        """Nothing to set up: no model, no network."""
-
-    async def _single_turn_ascore(self, sample: SingleTurnSample, callbacks) -> float:
-        return coverage(sample.response, sample.reference)
-
-    async def _ascore(self, row: dict, callbacks) -> float:
-        return await self._single_turn_ascore(SingleTurnSample(**row), callbacks)
 
 
 def credited_items(chunks: list[tuple[str, str]], passages: t.Sequence[str],

@@ -29,7 +29,6 @@ from langchain_core.embeddings import Embeddings
 from assets.evaluation.golden import GoldenQuestion, GoldenSet
 from assets.evaluation.relevance import (
     RANK_DEPTH,
-    PassageCoverage,
     answer_credits,
     answer_split,
     credited_items,
@@ -325,6 +324,8 @@ def unscored(names) -> dict[str, float]:
 def score_retrieval(golden: GoldenSet, results: list[QuestionResult], texts: list[list[str]], top_k: int,
                     ks: Sequence[int], errors: ErrorLog) -> None:
     from ragas.metrics import NonLLMContextPrecisionWithReference, NonLLMContextRecall
+
+    from assets.evaluation.ragas_metrics import PassageCoverage
 
     scored = [(q, r, t) for q, r, t in zip(golden.questions, results, texts) if q.answerable]
     for question, result, found in scored:
