@@ -95,6 +95,49 @@ def test_screener_quarantines_on_pii_policy_and_on_injection(engine):
     assert "block 1 chars 7-" in caught.value.reason and "Ignore" not in caught.value.reason
 
 
+def test_a_batch_is_screened_as_each_document_alone(engine):
+    """One PII pass over a batch's distinct strings gives each document what screening it alone
+    gives, a shared heading included; a quarantine stays with its own document."""
+    quarantining = Screener(pii=PiiEngine(PiiConfig(actions={"US_SSN": "quarantine"}), hash_salt=SALT), threshold=0.8)
+    batch = [(_document("Opening hours are 9 to 5.", TEXT), "a"), (_document("Quarterly numbers.", INJECTION), "b"),
+             (_document("Mail jane.roe@contoso.com about it."), "c"), (_document(TEXT), "d")]
+    together = quarantining.screen_documents(batch)
+    for (document, doc_id), outcome in zip(batch, together, strict=True):
+        try:
+            alone = quarantining.screen_document(document, doc_id)
+        except ScreeningQuarantine as quarantine:
+            assert isinstance(outcome, ScreeningQuarantine)
+            assert (outcome.scanner, outcome.rule_ids, outcome.reason) == (quarantine.scanner, quarantine.rule_ids,
+                                                                           quarantine.reason)
+        else:
+            assert outcome == alone
+    assert [type(o).__name__ for o in together] == ["ScreeningQuarantine", "ScreeningQuarantine", "tuple",
+                                                     "ScreeningQuarantine"]
+    assert together[1].scanner != "pii" and together[2][1] == {"EMAIL_ADDRESS": 1}
+
+
+def test_a_document_that_breaks_its_batch_is_the_only_one_rejected(engine, tmp_path):
+    """A staged batch screened together falls back to one document at a time when the shared pass
+    fails: the others are screened and written, the broken one is rejected as failed."""
+    from assets.ingestion.stages import screen_stage
+    from core.types import Manifest
+    from resources.staging import BatchWriter
+    from upath import UPath
+
+    def record(doc_id: str, document) -> dict:
+        return {"source": f"file:///{doc_id}.md", "doc_id": doc_id, "version": "v", "change": "new",
+                "indexed_doc_id": None, "chunk_count": 0, "document": document}
+
+    good = [record(d, _document(f"Ordinary text {d}.", TEXT).to_dict()) for d in ("a", "b", "c")]
+    broken = record("x", {"title": "no blocks or content type"})
+    writer = BatchWriter(UPath(tmp_path), str(tmp_path), Manifest(stage="screened_documents", run_id="r"), 64, 1 << 20)
+    report, rejections = screen_stage(iter([[good[0], broken, *good[1:]]]), writer, Screener(pii=engine, threshold=0.8))
+    assert report.counts["passed"] == 3 and report.counts["pii_US_SSN"] == 3
+    assert [(row.source, row.status) for row in rejections] == [("file:///x.md", "failed")]
+    written = [line for path in tmp_path.glob("*.jsonl") for line in path.read_text().splitlines()]
+    assert len(written) == 3 and all("536-22-8754" not in line for line in written)
+
+
 def test_released_documents_skip_the_poisoning_scans_but_not_pii(engine):
     screener = Screener(pii=engine, threshold=0.8, released=frozenset({"doc2"}))
     document, counts = screener.screen_document(_document(INJECTION + " " + TEXT), "doc2")

@@ -307,21 +307,48 @@ def _map_documents(records: Iterator[list[dict[str, Any]]], writer: BatchWriter,
     """Apply ``work`` to every staged record; write what it returns, record what it rejects.
     With ``preview``, the report's preview is the redacted text of the first document that
     passed. Stages before screening skip it: their text is not screened yet."""
+    return _map_batches(records, writer, lambda batch: [_attempt(record, work) for record in batch], preview)
+
+
+Outcome = list[dict[str, Any]] | DocumentRejected  # a document's outputs, or why it was rejected
+
+
+def _attempt(record: dict[str, Any], work: Callable[[dict[str, Any]], Any]) -> Any:
+    try:
+        return _guarded(record, lambda: work(record))
+    except DocumentRejected as error:
+        return error
+
+
+def _map_batches(records: Iterator[list[dict[str, Any]]], writer: BatchWriter,
+                 work: Callable[[list[dict[str, Any]]], list[Outcome]],
+                 preview: bool = True) -> tuple[StageReport, list[LedgerRow]]:
+    """``_map_documents`` for work done on a whole staged batch at once. When the batch's work
+    fails, each of its documents is done again alone, so that only the one that broke it is
+    rejected."""
     report, rejections = StageReport(), []
     for batch in records:
-        for record in batch:
-            try:
-                outputs = _guarded(record, lambda: work(record))
-            except DocumentRejected as error:
-                rejections.append(report.reject(record, error))
+        try:
+            outcomes = work(batch)
+        except Exception:  # found again below, document by document
+            outcomes = [_attempt(record, lambda one: _raised(work([one])[0])) for record in batch]
+        for record, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, DocumentRejected):
+                rejections.append(report.reject(record, outcome))
                 continue
             report.counts["passed"] += 1
-            if preview and not report.preview and outputs:
-                report.preview = redacted_preview(_text_of(outputs[0]))
-            for output in outputs:
+            if preview and not report.preview and outcome:
+                report.preview = redacted_preview(_text_of(outcome[0]))
+            for output in outcome:
                 writer.write(output)
     writer.flush()
     return report, rejections
+
+
+def _raised(outcome: Outcome) -> list[dict[str, Any]]:
+    if isinstance(outcome, DocumentRejected):
+        raise outcome
+    return outcome
 
 
 def _text_of(output: dict[str, Any]) -> str:
@@ -400,14 +427,22 @@ def clean_stage(records, writer: BatchWriter, settings, ocr, ledger, version: st
 
 
 def screen_stage(records, writer: BatchWriter, screener: Screener) -> tuple[StageReport, list[LedgerRow]]:
+    """Screen each staged batch of documents together (see ``Screener.screen_documents``)."""
     pii_totals: Counter = Counter()
 
-    def screen(record):
-        document, pii = screener.screen_document(ParsedDocument.from_dict(record["document"]), record["doc_id"])
-        pii_totals.update(pii)
-        return [{**_carry(record), "document": document.to_dict(), "pii_entities": pii}]
+    def screen(batch: list[dict[str, Any]]) -> list[Outcome]:
+        screened = screener.screen_documents([(ParsedDocument.from_dict(r["document"]), r["doc_id"]) for r in batch])
+        outcomes: list[Outcome] = [
+            outcome if isinstance(outcome, DocumentRejected)
+            else [{**_carry(record), "document": outcome[0].to_dict(), "pii_entities": outcome[1]}]
+            for record, outcome in zip(batch, screened, strict=True)
+        ]
+        for outcome in outcomes:  # counted once the whole batch is through: a failed batch is redone
+            if not isinstance(outcome, DocumentRejected):
+                pii_totals.update(outcome[0]["pii_entities"])
+        return outcomes
 
-    report, rejections = _map_documents(records, writer, screen)
+    report, rejections = _map_batches(records, writer, screen)
     report.counts.update({f"pii_{entity}": n for entity, n in pii_totals.items()})
     return report, rejections
 

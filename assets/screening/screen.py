@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from assets.screening.injection_classifier import InjectionClassifier
-from assets.screening.pii import PiiEngine
+from assets.screening.pii import PiiEngine, PiiResult
 from assets.screening.poisoning import Finding, scan_for_injection, score_of
 from core.types import DocumentRejected, ParsedDocument
 from resources.azure_ai import InjectionShield, PiiDetector
@@ -56,21 +56,35 @@ class Screener:
     def screen_document(self, document: ParsedDocument, doc_id: str) -> tuple[ParsedDocument, dict[str, int]]:
         """The document with the PII policy applied to every string of it (``document_strings``),
         each distinct string once, and its hidden text dropped; and its PII counts per entity type."""
-        if doc_id not in self.released:
-            self._screen_document_injection(document)
-        texts = document_strings(document)
-        external = self.pii_detector.detect(texts) if self.pii_detector else None
-        results = self.pii.anonymize_many(texts, external)
-        counts: Counter = sum((r.counts for r in results), Counter())
-        quarantined = set().union(*(r.quarantined_entities for r in results))
-        if quarantined:
-            raise ScreeningQuarantine(
-                f"contains PII the policy quarantines: {', '.join(sorted(quarantined))} "
-                f"({sum(counts[e] for e in quarantined)} values)",
-                scanner="pii", rule_ids=[f"pii:{e}" for e in quarantined], score=None,
-            )
-        screened = dict(zip(texts, (r.text for r in results), strict=True))
-        return with_strings_replaced(document, screened), dict(counts)
+        outcome = self.screen_documents([(document, doc_id)])[0]
+        if isinstance(outcome, ScreeningQuarantine):
+            raise outcome
+        return outcome
+
+    def screen_documents(self, items: Sequence[tuple[ParsedDocument, str]]
+                         ) -> list[tuple[ParsedDocument, dict[str, int]] | ScreeningQuarantine]:
+        """``screen_document`` of each (document, doc_id), its quarantine returned rather than
+        raised. The PII pass runs once over the documents' distinct strings (a heading or boilerplate
+        paragraph they share is screened once), so the NER model works on full batches rather than
+        one document's few paragraphs."""
+        outcomes: list[ParsedDocument | ScreeningQuarantine] = []
+        strings: list[list[str]] = []
+        for document, doc_id in items:
+            try:
+                if doc_id not in self.released:
+                    self._screen_document_injection(document)
+            except ScreeningQuarantine as quarantine:
+                outcomes.append(quarantine)
+                strings.append([])
+                continue
+            outcomes.append(document)
+            strings.append(document_strings(document))
+        distinct = list(dict.fromkeys(text for texts in strings for text in texts))
+        external = self.pii_detector.detect(distinct) if self.pii_detector else None
+        screened = dict(zip(distinct, self.pii.anonymize_many(distinct, external), strict=True))
+        return [outcome if isinstance(outcome, ScreeningQuarantine)
+                else _with_pii_policy(outcome, texts, [screened[text] for text in texts])
+                for outcome, texts in zip(outcomes, strings, strict=True)]
 
     def screen_chunks(self, doc_id: str, texts: Sequence[str]) -> None:
         """Rescan each chunk on its own (what retrieval will hand a model), with the rules
@@ -170,6 +184,21 @@ def with_strings_replaced(document: ParsedDocument, screened: dict[str, str]) ->
         title=swap(document.title), author=swap(document.author), date=swap(document.date),
         language=swap(document.language), hidden_text=[],
     )
+
+
+def _with_pii_policy(document: ParsedDocument, texts: list[str], results: list[PiiResult]
+                     ) -> tuple[ParsedDocument, dict[str, int]] | ScreeningQuarantine:
+    """The document with its strings screened, and its PII counts; or its quarantine when the
+    policy quarantines an entity found in it."""
+    counts: Counter = sum((r.counts for r in results), Counter())
+    quarantined = set().union(*(r.quarantined_entities for r in results))
+    if quarantined:
+        return ScreeningQuarantine(
+            f"contains PII the policy quarantines: {', '.join(sorted(quarantined))} "
+            f"({sum(counts[e] for e in quarantined)} values)",
+            scanner="pii", rule_ids=[f"pii:{e}" for e in quarantined], score=None,
+        )
+    return with_strings_replaced(document, dict(zip(texts, (r.text for r in results), strict=True))), dict(counts)
 
 
 def hidden_text_findings(fragments: Sequence[str]) -> list[Located]:
