@@ -119,10 +119,11 @@ def test_a_batch_is_screened_as_each_document_alone(engine):
 def test_a_document_that_breaks_its_batch_is_the_only_one_rejected(engine, tmp_path):
     """A staged batch screened together falls back to one document at a time when the shared pass
     fails: the others are screened and written, the broken one is rejected as failed."""
+    from upath import UPath
+
     from assets.ingestion.stages import screen_stage
     from core.types import Manifest
     from resources.staging import BatchWriter
-    from upath import UPath
 
     def record(doc_id: str, document) -> dict:
         return {"source": f"file:///{doc_id}.md", "doc_id": doc_id, "version": "v", "change": "new",
