@@ -144,11 +144,13 @@ class LedgerRow:
 
 @dataclass(frozen=True)
 class WriterLease:
-    """Which run may write a collection, since when."""
+    """Which run may write a collection, since when. ``inherited_from``: the run it was taken
+    over from, which never released it and so may have stopped part way through its writes."""
 
     collection: str
     holder: str
     acquired_at: datetime
+    inherited_from: str | None = None
 
 
 class LeaseHeld(Exception):

@@ -27,6 +27,7 @@ from dagster import (
     sensor,
 )
 
+from assets.ingestion.assets import CENSUS_TAG
 from assets.ingestion.changes import version_marker
 from core.types import SourceItem, UnlistedPart
 from pipelines.sharding import shard_requests
@@ -116,7 +117,8 @@ def build_folder_sensor(job, default_status: DefaultSensorStatus, minimum_interv
 
 def build_schedules(job, reconcile_cron: str, incremental_cron: str,
                     default_status: DefaultScheduleStatus, shards: int = 1) -> list[ScheduleDefinition]:
-    """The nightly full reconcile, and optionally a frequent one for sources without events:
+    """The nightly full reconcile (which also compares every point with the ledger: ``CENSUS_TAG``),
+    and optionally a frequent one for sources without events:
     with the version short-circuit a reconcile of an unchanged source costs only its listing.
     With ``shards``, each tick requests every shard."""
     purposes = {
@@ -138,6 +140,6 @@ def _schedule(job, name: str, cron: str, description: str, default_status: Defau
               description=description)
     def each_tick(context: ScheduleEvaluationContext):
         tick = f"{name}-{context.scheduled_execution_time:%Y%m%dT%H%M}"
-        return shard_requests(shards, tick, {TRIGGER_TAG: name})
+        return shard_requests(shards, tick, {TRIGGER_TAG: name, **({CENSUS_TAG: "full"} if name == "reconcile" else {})})
 
     return each_tick

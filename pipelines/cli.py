@@ -122,7 +122,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 def _execute(settings: Settings, job: str, resource_overrides: dict | None, log_level: str,
-             run_config: dict | None = None, partition_key: str | None = None):
+             run_config: dict | None = None, partition_key: str | None = None, tags: dict[str, str] | None = None):
     """Run a job (one partition of it: a shard) in process on the data directory's instance;
     returns the result and seconds.
 
@@ -147,6 +147,7 @@ def _execute(settings: Settings, job: str, resource_overrides: dict | None, log_
                         "loggers": {"console": {"config": {"log_level": log_level}}}},
             instance=instance,
             partition_key=partition_key,
+            tags=tags,
             raise_on_error=False,
         )
     return result, time.monotonic() - started
@@ -154,13 +155,15 @@ def _execute(settings: Settings, job: str, resource_overrides: dict | None, log_
 
 def run_ingest(settings: Settings, resource_overrides: dict | None = None, log_level: str = "INFO",
                upsert: list[str] = (), delete: list[str] = (), shards: list[str] | None = None,
-               job: str | None = None) -> dict[str, Any]:
+               job: str | None = None, census: bool = False) -> dict[str, Any]:
     """Run the ``ingest`` job, targeted at ``upsert``/``delete`` URIs when any are given (a
     full reconcile otherwise); return its summary. ValueError on invalid settings.
 
     With shards (RAGPIPE_SHARDS > 1), one run per shard, one after the other: every shard (or
     those named in ``shards``, by partition key), or in a targeted run each shard a named URI
-    falls in with only its URIs; the summary adds up the runs'."""
+    falls in with only its URIs; the summary adds up the runs'. ``census``: compare every point
+    of the index with the ledger, as the nightly reconcile does, even after a clean run."""
+    from assets.ingestion.assets import CENSUS_TAG
     from core.shards import shard_ranges
     from pipelines.definitions import INGEST_JOB
     from pipelines.sharding import shard_requests
@@ -170,10 +173,11 @@ def run_ingest(settings: Settings, resource_overrides: dict | None = None, log_l
         raise ValueError(f"no shard {min(set(shards) - set(valid))} with RAGPIPE_SHARDS={settings.shards}; "
                          f"shards: {', '.join(valid) or 'none (unsharded)'}")
     targeted = bool(upsert or delete)
-    requests = shard_requests(settings.shards, "cli", {}, *((list(upsert), list(delete)) if targeted else ()))
+    tags = {CENSUS_TAG: "full"} if census else {}
+    requests = shard_requests(settings.shards, "cli", tags, *((list(upsert), list(delete)) if targeted else ()))
     summaries = {
         request.partition_key: summarize(*_execute(settings, job or INGEST_JOB, resource_overrides, log_level,
-                                                   request.run_config or None, request.partition_key))
+                                                   request.run_config or None, request.partition_key, request.tags))
         for request in requests if shards is None or request.partition_key in shards
     }
     if not summaries:
@@ -210,7 +214,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     try:
         summary = run_ingest(settings, log_level="DEBUG" if args.verbose else "INFO",
                              upsert=[source_uri(name) for name in args.only],
-                             delete=[source_uri(name) for name in args.delete], shards=args.shard or None)
+                             delete=[source_uri(name) for name in args.delete], shards=args.shard or None,
+                             census=args.census)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -529,6 +534,9 @@ def main(argv: list[str] | None = None) -> int:
     ingest.add_argument("--shard", action="append", default=[], metavar="KEY",
                         help="with RAGPIPE_SHARDS > 1: run only this shard (its partition key, e.g. 00000-16383; "
                              "repeatable); default: every shard, one after the other")
+    ingest.add_argument("--census", action="store_true",
+                        help="compare every point of the index with the ledger and repair drift, as the nightly "
+                             "reconcile does (a run after a clean one skips that when the point counts agree)")
     ingest.add_argument("--verbose", action="store_true", help="log every Dagster event")
     ingest.set_defaults(handler=cmd_ingest)
 

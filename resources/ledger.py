@@ -207,9 +207,11 @@ class Ledger(ConfigurableResource):
             where=takeover,
         )
         with self.engine().begin() as connection:
+            before = connection.execute(sa.select(current.holder).where(current.collection == collection)).scalar()
             connection.execute(statement)
             row = connection.execute(sa.select(writer_leases).where(current.collection == collection)).one()
-        return WriterLease(collection, row.holder, row.acquired_at)
+        inherited = before if before not in (None, holder) and row.holder == holder else None
+        return WriterLease(collection, row.holder, row.acquired_at, inherited_from=inherited)
 
     def acquire_lease(self, collection: str, holder: str, wait_s: float,
                       holder_finished: Callable[[str], bool], shard: ShardRange = EVERY_BUCKET) -> WriterLease:

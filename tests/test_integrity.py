@@ -132,6 +132,49 @@ def test_rerun_after_a_sigkill_repairs_every_drift_and_embeds_only_what_was_not(
     assert ingest(small)["upserted"] == 0
 
 
+def test_a_run_after_a_clean_one_compares_every_point_only_when_counts_differ_or_asked(ingest, settings,
+                                                                                       index_state):
+    """The census reads every point of the index: the one cost of an unchanged rerun that grows
+    with the index. After a run that released its writer lease (all its writes landed) and with
+    the point counts agreeing there is nothing for it to find, and it is skipped. Drift that keeps
+    the count is repaired by a census run (``ragpipe ingest --census``, the nightly reconcile's
+    tag); drift that changes the count, by any run."""
+    from qdrant_client import models
+
+    from core.types import Point
+    from pipelines.cli import run_ingest
+
+    collection = ingest()["collection"]
+    ids, expected, rows = index_state()
+    swapped = sorted(ids)[0]
+    [swapped_row] = [row for row in rows.values() if swapped in own_point_ids(row)]
+
+    def add_orphan(number: int) -> None:
+        store = build_resources(settings)["vector_store"]
+        vector = store.vectors(collection, [swapped])[swapped] if swapped in ids else [0.1] * 384
+        store.upsert(collection, [Point(id=f"00000000-0000-4000-8000-{number:012d}", vector=vector,
+                                        payload={"source": f"file:///gone-{number}.md", "doc_id": "x", "bucket": 0})])
+        store.close()
+
+    add_orphan(1)
+    store = build_resources(settings)["vector_store"]
+    store.client().delete(collection, points_selector=models.PointIdsList(points=[swapped]))
+    store.close()
+    nothing = {"orphan_sources": 0, "removed_points": 0, "incomplete_documents": 0}
+    assert ingest()["repaired"] == nothing  # the count agrees: not compared
+
+    census = run_ingest(settings, census=True)  # the orphan goes; the document missing a point is indexed again
+    assert census["repaired"] == {"orphan_sources": 2, "removed_points": 1 + swapped_row.chunk_count - 1,
+                                  "incomplete_documents": 1}
+    ids, expected, _ = index_state()
+    assert ids == expected and swapped in ids
+
+    add_orphan(2)  # one point more than the ledger accounts for: found without asking
+    assert ingest()["repaired"] == {"orphan_sources": 1, "removed_points": 1, "incomplete_documents": 0}
+    assert index_state()[0] == expected
+    assert ingest()["repaired"] == nothing
+
+
 WITHOUT_FILE_CAPABILITIES = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--")
 
 

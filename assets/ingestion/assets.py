@@ -27,7 +27,7 @@ from assets.placement import GPU_STEP, HEAVY_CPU_STEP, LIGHT_CPU_STEP
 from assets.screening.assets import build_screener
 from assets.screening.injection_classifier import injection_fingerprint
 from core.shards import ShardRange
-from core.types import LeaseHeld, LedgerRow, Manifest, ParseStat
+from core.types import LeaseHeld, LedgerRow, Manifest, ParseStat, WriterLease
 from resources.azure_ai import InjectionShield, PiiDetector
 from resources.embedders import Embedder
 from resources.ledger import Ledger
@@ -40,6 +40,9 @@ from resources.vector_stores import VectorStore
 
 GROUP = "ingestion"
 MAX_LISTED_REJECTIONS = 50
+# A run tagged with it compares every point of the index with the ledger, even after a clean
+# run (see ``stages.repair_index``); the nightly reconcile schedule sets it.
+CENSUS_TAG = "ragpipe/census"
 
 
 class IngestTargets(Config):
@@ -100,11 +103,11 @@ def _run_state(context: AssetExecutionContext, run_id: str) -> bool | None:
     return None if run is None else run.is_finished
 
 
-def _hold_writer_lease(context: AssetExecutionContext, ledger: Ledger, collection: str, wait_s: float) -> None:
+def _hold_writer_lease(context: AssetExecutionContext, ledger: Ledger, collection: str, wait_s: float) -> WriterLease:
     """One writer per collection and shard: wait for the run writing it, or fail naming that run."""
     try:
-        ledger.acquire_lease(collection, context.run_id, wait_s, lambda run_id: _run_state(context, run_id) is True,
-                             stages.shard_of_run(context))
+        return ledger.acquire_lease(collection, context.run_id, wait_s,
+                                    lambda run_id: _run_state(context, run_id) is True, stages.shard_of_run(context))
     except LeaseHeld as error:
         raise Failure(description=str(error)) from None
 
@@ -118,7 +121,9 @@ def _hold_writer_lease(context: AssetExecutionContext, ledger: Ledger, collectio
         "partition is a contiguous range of source-URI hash buckets) and repairs drift in its buckets: "
         "removes the points no ledger row accounts for (orphans of a killed run) and forgets "
         "documents whose points are incomplete (a targeted run compares only its named sources, "
-        "unless the collection's point count differs from the ledger's). Then lists the document source (or, in a targeted "
+        "unless the collection's point count differs from the ledger's; a full run compares nothing "
+        "when the last writer finished and the counts agree, unless tagged ragpipe/census=full, as "
+        "the nightly reconcile is). Then lists the document source (or, in a targeted "
         "run, looks up only the URIs its config names) and classifies each document against the "
         "ledger: a version marker (etag, mtime+size) equal to the ledger's means unchanged without "
         "a read; otherwise the document is read and hashed (doc_id = sha256 of its bytes) and is "
@@ -149,10 +154,11 @@ def raw_documents(
     screening_policy = {"pii": pii_config.fingerprint(), "injection": injection_fingerprint(screening_settings)}
     version = stages.current_index_version(embedder, ingestion_settings, screening_policy)
     collection = stages.collection_name(ingestion_settings.alias, version)
-    _hold_writer_lease(context, ledger, collection, ingestion_settings.writer_wait_s)
+    lease = _hold_writer_lease(context, ledger, collection, ingestion_settings.writer_wait_s)
     run_id, shard = stages.logical_run_id(context), stages.shard_of_run(context)
     named = sorted({*config.upsert, *config.delete}) if config.targeted else None
-    repair = stages.repair_index(vector_store, ledger, collection, version, run_id, named, shard)
+    last_writer_finished = lease.inherited_from is None and context.run.tags.get(CENSUS_TAG) != "full"
+    repair = stages.repair_index(vector_store, ledger, collection, version, run_id, named, shard, last_writer_finished)
     staging.prune(context.run_id, running=lambda run_id: _run_state(context, run_id) is False)
     writer = staging.writer("raw_documents", context.run_id)
     # A namespace is a golden set's: it is built from the golden set's own corpus.

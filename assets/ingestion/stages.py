@@ -154,16 +154,22 @@ class Scan:
 
 
 def repair_index(vector_store, ledger, collection: str, version: str, run_id: str,
-                 sources: list[str] | None = None, shard: ShardRange = EVERY_BUCKET) -> RepairPlan:
+                 sources: list[str] | None = None, shard: ShardRange = EVERY_BUCKET,
+                 last_writer_finished: bool = False) -> RepairPlan:
     """Make the index and the ledger agree before scanning: remove the points no ledger row
     accounts for, and forget documents whose points are incomplete so they are indexed again.
     In a shard, only its buckets' points and rows are compared (other shards repair their own).
 
     With ``sources`` (a targeted run), only their points are compared, unless the shard's
     point count differs from the ledger's: then drift lies elsewhere too and the whole shard is
-    repaired. The scheduled full reconcile always compares the whole shard."""
-    scoped = (sources is not None
-              and vector_store.count(collection, shard) == ledger.indexed_point_count(version, shard))
+    repaired. A full reconcile compares the whole shard, the one cost of an unchanged rerun that
+    grows with the index, unless ``last_writer_finished`` (the previous writer released its
+    lease, so all its writes landed) and the point counts agree: then there is nothing to repair."""
+    counts_agree = ((sources is not None or last_writer_finished)
+                    and vector_store.count(collection, shard) == ledger.indexed_point_count(version, shard))
+    if counts_agree and sources is None:
+        return RepairPlan(scope="none: the last writer finished and the point counts agree")
+    scoped = counts_agree
     if scoped:
         census, rows = vector_store.point_sources(collection, sources), ledger.rows_for(version, sources).values()
     else:
@@ -330,7 +336,7 @@ def _map_batches(records: Iterator[list[dict[str, Any]]], writer: BatchWriter,
     for batch in records:
         try:
             outcomes = work(batch)
-        except Exception:  # found again below, document by document
+        except Exception:  # noqa: BLE001 - found again below, document by document
             outcomes = [_attempt(record, lambda one: _raised(work([one])[0])) for record in batch]
         for record, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, DocumentRejected):
