@@ -11,11 +11,13 @@ on one working directory per system: ``full`` (empty store), ``rerun`` (nothing 
 ``change`` (1% of the documents rewritten, another 1% deleted, chosen by the seed).
 
 Each system runs each scenario in a fresh process; the figure is that process's wall time, start
-to exit, and its own peak RSS (VmHWM: ragpipe's parse workers, when it starts any, are not in it).
+to exit, and its own peak RSS (VmHWM). ragpipe parses in forked worker processes: they are not in
+that figure; the JSON rows carry the largest one's peak as ``children_peak_rss_mb`` (it counts the
+pages shared with the parent, so the two must not be added).
 LangChain runs with ``cleanup="full"``: the change scenario deletes documents, and only full
 cleanup removes the vectors of a source that is no longer listed. The floor is a process that
 loads the model and encodes exactly the texts ragpipe embedded in that scenario (read back from
-ragpipe's store), nothing else. After each run the store is read back and its distinct documents
+ragpipe's store), nothing else; in the rerun there are none, so its floor is start-up and model load. After each run the store is read back and its distinct documents
 counted: a system that silently indexed nothing shows it.
 """
 
@@ -27,6 +29,7 @@ import math
 import os
 import random
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -261,7 +264,9 @@ RUNNERS = {"ragpipe": run_ragpipe, "ragpipe-noscreen": run_ragpipe, "langchain":
 
 def child_main(system: str, scenario: str, root: Path) -> None:
     result = RUNNERS[system](root / system, root / "corpus", scenario)
-    print(json.dumps({**result, "peak_rss_mb": round(peak_rss_mb(), 1)}))
+    children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(json.dumps({**result, "peak_rss_mb": round(peak_rss_mb(), 1),
+                      "children_peak_rss_mb": round(children_kb / 1024, 1)}))
 
 
 # ---- the parent: runs, store read-back, table ---------------------------------------------------
