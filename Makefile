@@ -11,14 +11,14 @@ STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := postgresql chromium tesseract-ocr tesseract-ocr-eng \
 	libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
 
-.PHONY: install system-packages node-tools demo test ui clean
+.PHONY: install system-packages node-tools demo test ui clean bench-peers
 
 # torch first, pinned to the CPU build on the machine: any other spec pulls GBs of CUDA wheels.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -46,6 +46,11 @@ node-tools: $(AZURITE)
 
 test: install system-packages node-tools
 	$(BIN)/pytest
+
+# ragpipe against LangChain index() and LlamaIndex IngestionPipeline (bench/peers.py), 1,000
+# documents; install brings the [bench] extra.
+bench-peers: install
+	$(BIN)/python bench/peers.py
 
 ui: install
 	$(BIN)/ragpipe ui --data-dir $(DATA_DIR)
