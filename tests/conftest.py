@@ -20,7 +20,7 @@ def corpus(tmp_path: Path) -> Path:
 
 
 # Tests that must hold on every vector store take the store as an indirect parameter.
-EVERY_STORE = pytest.mark.parametrize("vector_backend", ["qdrant", "azure_search"], indirect=True)
+EVERY_STORE = pytest.mark.parametrize("vector_backend", ["qdrant", "qdrant_edge", "azure_search"], indirect=True)
 
 
 @pytest.fixture
@@ -30,9 +30,11 @@ def vector_backend(request) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, corpus: Path, vector_backend: str, request) -> Settings:
-    """The embedded default; with ``vector_backend`` azure_search, the index lives in the Azure AI
-    Search contract-test server instead of Qdrant local mode."""
+    """The embedded default; with ``vector_backend`` qdrant_edge, the index lives in Qdrant Edge, and
+    with azure_search in the Azure AI Search contract-test server, instead of Qdrant local mode."""
     chosen = {}
+    if vector_backend == "qdrant_edge":
+        chosen["embedded_store"] = "qdrant-edge"
     if vector_backend == "azure_search":
         chosen["azure_search_endpoint"] = request.getfixturevalue("azure_search").endpoint
     return Settings(data_dir=tmp_path / "data", source_dir=corpus, **chosen)
