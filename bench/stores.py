@@ -35,12 +35,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from core.access import AccessFilter  # noqa: E402
-from core.types import Point  # noqa: E402
-from resources import offline  # noqa: E402, F401  (air-gap defaults before library imports)
-from resources.vector_stores import QdrantEdgeVectorStore, QdrantVectorStore  # noqa: E402
+from core.access import AccessFilter
+from core.types import Point
+from resources import offline  # noqa: F401  (air-gap defaults before library imports)
+from resources.vector_stores import QdrantEdgeVectorStore, QdrantVectorStore
 
 DIMENSION = 384
 BATCH = 256
@@ -164,8 +164,8 @@ def extrapolated(run: dict, size: int) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| store | points | upsert pts/s | close (optimise) s | 1% update + close s | peak RSS build MB | "
-             "disk MB | open s | RSS after open MB | top-10 p50/p95 ms | with ACL filter p50/p95 ms |",
+    lines = [("| store | points | upsert pts/s | close (optimise) s | 1% update + close s | peak RSS build MB | "
+              "disk MB | open s | RSS after open MB | top-10 p50/p95 ms | with ACL filter p50/p95 ms |"),
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.get("not_run"):
