@@ -13,7 +13,8 @@ For each store and size, in fresh subprocesses (so each peak RSS is its own):
   (an incremental run's write and close);
 - open: the store reopened and counted (the time and RSS of opening), then top-10 searches,
   unfiltered and with the ACL filter of a caller in one group (unlabelled public), p50/p95 over
-  ``--queries`` queries; every filtered hit is checked against the rule.
+  ``--queries`` queries; every filtered hit is checked against the rule; then the (source, doc_id)
+  of every point streamed, as each untargeted ingest's repair_index does (its census).
 Peak RSS is each subprocess's VmHWM; disk is the store folder's blocks in use after the build.
 Local mode above ``--local-max`` is not run: its figure is extrapolated from the largest size
 run (upsert rate, RSS per point) and printed as such. Prints a Markdown table, or --json.
@@ -126,6 +127,9 @@ def open_and_search(kind: str, folder: str, size: int, queries: int) -> dict:
     result = {"open_s": round(open_s, 2), "open_rss_mb": round(open_rss),
               "search": latencies(store, vectors, None),
               "search_acl": latencies(store, vectors, AccessFilter(("group-3",), "public"))}
+    started = time.perf_counter()
+    assert sum(1 for _ in store.point_sources(COLLECTION)) == expected
+    result["census_s"] = round(time.perf_counter() - started, 2)
     store.close()
     return {**result, "open_peak_rss_mb": round(peak_rss_mb())}
 
@@ -165,18 +169,18 @@ def extrapolated(run: dict, size: int) -> dict:
 
 def markdown(rows: list[dict]) -> str:
     lines = [("| store | points | upsert pts/s | close (optimise) s | 1% update + close s | peak RSS build MB | "
-              "disk MB | open s | RSS after open MB | top-10 p50/p95 ms | with ACL filter p50/p95 ms |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "disk MB | open s | RSS after open MB | top-10 p50/p95 ms | with ACL filter p50/p95 ms | census s |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.get("not_run"):
             lines.append(f"| {r['store']} | {r['points']:,} | not run: ~{r['upsert_s_estimate']:,} s of upserts, "
                          f"~{r['build_peak_rss_mb_estimate']:,} MB peak, ~{r['open_rss_mb_estimate']:,} MB to open "
-                         "(extrapolated) | | | | | | | | |")
+                         "(extrapolated) | | | | | | | | | |")
             continue
         lines.append(f"| {r['store']} | {r['points']:,} | {r['upsert_points_per_s']:,} | {r['close_s']} | "
                      f"{r['incremental_1pct_s']} | {r['build_peak_rss_mb']:,} | {r['disk_mb']:,} | {r['open_s']} | "
                      f"{r['open_rss_mb']:,} | {r['search']['p50_ms']} / {r['search']['p95_ms']} | "
-                     f"{r['search_acl']['p50_ms']} / {r['search_acl']['p95_ms']} |")
+                     f"{r['search_acl']['p50_ms']} / {r['search_acl']['p95_ms']} | {r.get('census_s', '')} |")
     return "\n".join(lines)
 
 
