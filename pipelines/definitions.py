@@ -38,6 +38,7 @@ from resources import (
     LocalFolderSource,
     ObjectStoreIOManager,
     OpenAICompatibleLLM,
+    QdrantEdgeVectorStore,
     QdrantVectorStore,
     SentenceTransformerEmbedder,
     Staging,
@@ -99,13 +100,16 @@ def build_golden_corpus(settings: Settings) -> LocalFolderSource:
                              acl_file=str(acl_file) if acl_file.is_file() else "")
 
 
-def build_vector_store(settings: Settings) -> AzureAISearchStore | QdrantVectorStore:
-    """Azure AI Search when an endpoint is configured, else a Qdrant server, else Qdrant local mode."""
+def build_vector_store(settings: Settings) -> AzureAISearchStore | QdrantVectorStore | QdrantEdgeVectorStore:
+    """Azure AI Search when an endpoint is configured, else a Qdrant server, else the embedded
+    engine RAGPIPE_EMBEDDED_STORE names (Qdrant local mode or Qdrant Edge)."""
     if settings.azure_search_endpoint:
         return AzureAISearchStore(endpoint=settings.azure_search_endpoint, analyzer=settings.azure_search_analyzer,
                                   api_key=_optional_secret(AZURE_SEARCH_KEY_ENV))
     if settings.qdrant_url:
         return QdrantVectorStore(url=settings.qdrant_url, api_key=_optional_secret(QDRANT_API_KEY_ENV))
+    if settings.embedded_store == "qdrant-edge":
+        return QdrantEdgeVectorStore(path=str(settings.qdrant_edge_path))
     return QdrantVectorStore(path=str(settings.qdrant_path))
 
 

@@ -66,6 +66,9 @@ class Settings:
     acl_file: str = Setting("RAGPIPE_ACL_FILE", "")
     ledger_url: str = Setting("RAGPIPE_LEDGER_URL", "")
     qdrant_url: str = Setting("RAGPIPE_QDRANT_URL", "")
+    # The engine in-process when no store server is set: Qdrant's local mode, or Qdrant Edge (beta),
+    # which indexes (HNSW, payload fields) and keeps points in its files rather than in RAM.
+    embedded_store: str = Setting("RAGPIPE_EMBEDDED_STORE", "qdrant-local", choices=("qdrant-local", "qdrant-edge"))
     # Azure AI Search replaces Qdrant as the vector store when an endpoint is set.
     azure_search_endpoint: str = Setting("RAGPIPE_AZURE_SEARCH_ENDPOINT", "")
     azure_search_analyzer: str = Setting("RAGPIPE_AZURE_SEARCH_ANALYZER",
@@ -222,6 +225,10 @@ class Settings:
     @property
     def qdrant_path(self) -> Path:
         return self.data_path / "qdrant"
+
+    @property
+    def qdrant_edge_path(self) -> Path:
+        return self.data_path / "qdrant-edge"
 
     @property
     def data_root(self) -> str:

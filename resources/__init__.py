@@ -11,7 +11,7 @@ from resources.ocr import AzureDocumentIntelligenceOcr, OcrEngine, TesseractOcr
 from resources.settings import EvaluationSettings, IngestionSettings
 from resources.sources import DocumentSource, LocalFolderSource
 from resources.staging import Staging
-from resources.vector_stores import QdrantVectorStore, VectorStore
+from resources.vector_stores import QdrantEdgeVectorStore, QdrantVectorStore, VectorStore
 
 __all__ = [
     "AzureBlobSource",
@@ -28,6 +28,7 @@ __all__ = [
     "ObjectStoreIOManager",
     "OcrEngine",
     "OpenAICompatibleLLM",
+    "QdrantEdgeVectorStore",
     "QdrantVectorStore",
     "SentenceTransformerEmbedder",
     "Staging",

@@ -20,7 +20,7 @@ def corpus(tmp_path: Path) -> Path:
 
 
 # Tests that must hold on every vector store take the store as an indirect parameter.
-EVERY_STORE = pytest.mark.parametrize("vector_backend", ["qdrant", "azure_search"], indirect=True)
+EVERY_STORE = pytest.mark.parametrize("vector_backend", ["qdrant", "qdrant_edge", "azure_search"], indirect=True)
 
 
 @pytest.fixture
@@ -30,12 +30,18 @@ def vector_backend(request) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, corpus: Path, vector_backend: str, request) -> Settings:
-    """The embedded default; with ``vector_backend`` azure_search, the index lives in the Azure AI
-    Search contract-test server instead of Qdrant local mode."""
-    chosen = {}
+    """The embedded default; with ``vector_backend`` qdrant_edge, the index lives in Qdrant Edge, and
+    with azure_search in the Azure AI Search contract-test server, instead of Qdrant local mode."""
+    return Settings(data_dir=tmp_path / "data", source_dir=corpus, **store_settings(vector_backend, request))
+
+
+def store_settings(vector_backend: str, request) -> dict:
+    """The Settings fields that make ``vector_backend`` the store."""
+    if vector_backend == "qdrant_edge":
+        return {"embedded_store": "qdrant-edge"}
     if vector_backend == "azure_search":
-        chosen["azure_search_endpoint"] = request.getfixturevalue("azure_search").endpoint
-    return Settings(data_dir=tmp_path / "data", source_dir=corpus, **chosen)
+        return {"azure_search_endpoint": request.getfixturevalue("azure_search").endpoint}
+    return {}
 
 
 @pytest.fixture

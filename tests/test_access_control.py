@@ -29,7 +29,7 @@ from resources.settings import EvaluationSettings, SettingsError
 from resources.sources import LocalFolderSource, SourceUnavailableError
 from resources.vector_stores import QdrantVectorStore
 from tests.azure_search_server import AzureSearchContractServer
-from tests.conftest import EVERY_STORE
+from tests.conftest import EVERY_STORE, store_settings
 from tests.golden_fixture import write_golden_set
 from tests.test_evaluation_gate import checks, settings_for
 
@@ -313,9 +313,8 @@ def test_gate_passes_when_the_store_trims_and_fails_no_acl_leak_when_it_does_not
                                                                                   vector_backend, request):
     """The golden-set job scores the candidate with the hybrid retrieval of the store that serves:
     on Azure AI Search, the service's own hybrid (text and vector in one query)."""
-    chosen = {"azure_search_endpoint": request.getfixturevalue("azure_search").endpoint
-              } if vector_backend == "azure_search" else {}
-    settings = settings_for(tmp_path, golden_with_groups, retriever="hybrid", **chosen)
+    settings = settings_for(tmp_path, golden_with_groups, retriever="hybrid",
+                            **store_settings(vector_backend, request))
     result = build_definitions(settings).resolve_job_def(GOLDEN_SET_JOB).execute_in_process(raise_on_error=False)
     assert result.success
     passed, reason = checks(result)["no_acl_leak"]

@@ -1,5 +1,5 @@
 """The ingestion job end to end: Qdrant local mode, SQLite ledger, the real embedder. The tests
-marked EVERY_STORE run again with Azure AI Search (its contract-test server) as the store.
+marked EVERY_STORE run again with Qdrant Edge and with Azure AI Search (its contract-test server) as the store.
 
 After every run the collection's point ids must equal the ids the ledger accounts for.
 """

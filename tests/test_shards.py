@@ -27,7 +27,7 @@ from pipelines.settings import Settings
 from pipelines.sharding import shard_requests
 from resources.ledger import Ledger
 from resources.sources import LocalFolderSource
-from tests.conftest import EVERY_STORE
+from tests.conftest import EVERY_STORE, store_settings
 from tests.corpus import prose
 from tests.qdrant_server import qdrant_contract_server
 from tests.test_cli import RAGPIPE
@@ -258,8 +258,7 @@ def test_shards_in_any_order_leave_the_index_of_one_unsharded_run(tmp_path, vect
     """Shard by shard in process (the CLI's way), then after edits and deletions in the
     reverse order: every time the sharded collection equals the unsharded one's."""
     corpus = write_small_corpus(tmp_path / "corpus", 200)
-    store = ({"azure_search_endpoint": request.getfixturevalue("azure_search").endpoint}
-             if vector_backend == "azure_search" else {})
+    store = store_settings(vector_backend, request)
     reference = Settings(data_dir=tmp_path / "one", source_dir=corpus, collection="unsharded", **store)
     sharded = Settings(data_dir=tmp_path / "four", source_dir=corpus, collection="sharded", shards=4, **store)
 
