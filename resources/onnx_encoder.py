@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -120,7 +121,10 @@ def export_float32(model_path: Path, target: Path) -> None:
 
     def write(path: Path) -> None:
         # dynamo=False: the TorchScript exporter needs no onnxscript and exports this encoder exactly.
-        with torch.no_grad():
+        # Its TracerWarnings are about transformers' mask and causality checks, which compare shapes
+        # that are equal for every input here (the mask is the ids' own shape; an encoder is never causal).
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(TokenStates(), example, str(path), input_names=names, output_names=[_OUTPUT],
                               dynamic_axes=axes, opset_version=17, dynamo=False)
 
