@@ -17,6 +17,7 @@ from resources.blob_source import AzureBlobSource
 from resources.devices import DEVICES
 from resources.embedders import SentenceTransformerEmbedder
 from resources.object_storage import is_pod_local
+from resources.onnx_encoder import BACKENDS
 from resources.screening import ScreeningSettings
 from resources.settings import EvaluationSettings, IngestionSettings, SettingsError, parse_cutoffs
 
@@ -79,6 +80,11 @@ class Settings:
                                    choices=DEVICES)
     embedder_batch_size: int = Setting("RAGPIPE_EMBEDDER_BATCH_SIZE",
                                        SentenceTransformerEmbedder.model_fields["batch_size"].default)
+    # Opt-in faster paths (the onnx extra): onnx matches torch's vectors; onnx-int8 gets its own index version.
+    embedder_backend: str = Setting("RAGPIPE_EMBEDDER_BACKEND",
+                                    SentenceTransformerEmbedder.model_fields["backend"].default, choices=BACKENDS)
+    embedder_processes: int = Setting("RAGPIPE_EMBEDDER_PROCESSES",
+                                      SentenceTransformerEmbedder.model_fields["processes"].default)
     collection: str = Setting("RAGPIPE_COLLECTION", resource=IngestionSettings)
     chunk_size_tokens: int = Setting("RAGPIPE_CHUNK_SIZE", resource=IngestionSettings)
     chunk_overlap_tokens: int = Setting("RAGPIPE_CHUNK_OVERLAP", resource=IngestionSettings)

@@ -79,7 +79,8 @@ def cpu_only():
 
 def test_on_a_machine_without_gpu_the_embedder_runs_float32_on_the_cpu(cpu_only):
     embedder = SentenceTransformerEmbedder()
-    assert embedder.device_metadata() == {"device": "cpu", "dtype": "float32", "batch_size": 32, "gpu": ""}
+    assert embedder.device_metadata() == {"device": "cpu", "dtype": "float32", "batch_size": 32, "gpu": "",
+                                          "backend": "torch", "processes": 1}
     model = embedder._model()
     assert (model.device.type, str(model.dtype)) == ("cpu", "torch.float32")
     assert len(embedder.embed(["a pump", "a valve"])[1]) == 384
@@ -93,7 +94,8 @@ def test_the_embeddings_step_records_the_device_it_used(cpu_only, ingest, settin
 
     first = ingest()
     assert first["success"] and first["embedded"] > 0, first["errors"]
-    assert device_metadata().data == {"device": "cpu", "dtype": "float32", "batch_size": 32, "gpu": ""}
+    assert device_metadata().data == {"device": "cpu", "dtype": "float32", "batch_size": 32, "gpu": "",
+                                      "backend": "torch", "processes": 1}
     rerun = ingest()  # nothing to embed: no model loaded, no device to report
     assert rerun["success"] and rerun["embedded"] == 0
     assert device_metadata() is None
