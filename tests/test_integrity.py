@@ -146,7 +146,7 @@ def test_a_run_after_a_clean_one_compares_every_point_only_when_counts_differ_or
 
     collection = ingest()["collection"]
     ids, expected, rows = index_state()
-    swapped = sorted(ids)[0]
+    swapped = min(ids)
     [swapped_row] = [row for row in rows.values() if swapped in own_point_ids(row)]
 
     def add_orphan(number: int) -> None:
