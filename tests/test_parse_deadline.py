@@ -178,3 +178,16 @@ def test_the_clean_asset_lists_the_slowest_parses_in_its_metadata(tmp_path, monk
 def test_a_negative_per_page_time_is_refused_before_the_run():
     with pytest.raises(ValueError, match="parse_timeout_per_page_s=-1.0 must be 0 or more"):
         IngestionSettings(parse_timeout_per_page_s=-1).validate_against(254, "m")
+
+
+def test_a_parser_given_nothing_to_parse_loads_no_parser(monkeypatch):
+    """An unchanged rerun has nothing to parse: the parsers and the language model stay unloaded;
+    the first document loads them."""
+    warm_ups = []
+    monkeypatch.setattr(isolation, "_warm_up", lambda: warm_ups.append(True))
+    with IsolatedParser(reporting_and_sleeping, BASE_S, PER_PAGE_S):
+        pass
+    assert warm_ups == []
+    with IsolatedParser(reporting_and_sleeping, BASE_S, PER_PAGE_S) as parser:
+        parser.result(parser.schedule("a.txt", b"0 0 0"))
+    assert warm_ups == [True]

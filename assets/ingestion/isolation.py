@@ -114,6 +114,11 @@ class IsolatedParser:
         self._pool, self._tasks, self._ids = None, {}, itertools.count()
 
     def __enter__(self) -> IsolatedParser:
+        return self
+
+    def _start(self) -> None:
+        """The worker pool, started with the first document: a run with nothing to parse (an
+        unchanged rerun) imports no parser and forks no worker."""
         from pebble import ProcessPool
 
         _warm_up()
@@ -125,9 +130,10 @@ class IsolatedParser:
                                  initargs=(self.parse_function, to_parent),
                                  context=multiprocessing.get_context("fork"))
         self._to_parent = to_parent  # kept open: workers forked later inherit it
-        return self
 
     def __exit__(self, *exc_info) -> None:
+        if self._pool is None:
+            return
         self._pool.stop()
         self._pool.join()
         self._from_workers.close()
@@ -138,6 +144,8 @@ class IsolatedParser:
 
     def schedule(self, source: str, data: bytes) -> Scheduled:
         """Queue a document; its deadline starts when a worker picks it up."""
+        if self._pool is None:
+            self._start()
         task_id = next(self._ids)
         task = Scheduled(task_id, source, self._pool.schedule(_parse_in_worker, args=(task_id, source, data)))
         self._tasks[task_id] = task
