@@ -122,7 +122,7 @@ def build_resources(settings: Settings) -> dict:
                                                 batch_size=settings.embedder_batch_size,
                                                 backend=settings.embedder_backend,
                                                 processes=settings.embedder_processes,
-                                                cache_dir=str(settings.data_path / "models")),
+                                                cache_dir=settings.model_cache),
         "vector_store": build_vector_store(settings),
         "ledger": Ledger(url=settings.ledger),
         "staging": Staging(root=settings.staging_root, connection_string=data_secret),

@@ -237,6 +237,13 @@ class Settings:
         return self.data_path / "qdrant-edge"
 
     @property
+    def model_cache(self) -> str:
+        """Where the embedder's ONNX exports are cached: under the data directory; when steps write
+        to shared storage (pods), in the pod's own cache (empty: the embedder's default), since an
+        export is rebuilt from the image's model in seconds and is not state."""
+        return "" if self.data_url else str(self.data_path / "models")
+
+    @property
     def data_root(self) -> str:
         """Where steps write: the shared object storage URL, else the data directory."""
         return self.data_url.rstrip("/") or str(self.data_path)
